@@ -1,0 +1,26 @@
+"""mnist_flask: a Flask + Gunicorn HTTP server for an MNIST handwritten-digit classifier."""
+
+from __future__ import annotations
+
+from flasgger import Swagger
+from flask import Flask
+
+from . import api, apispec, config, model
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the app: defaults, then ``MNIST_FLASK_*`` environment variables, then ``test_config``.
+
+    Under Gunicorn (without ``preload_app``) this runs in each worker after the fork, so every
+    worker loads its own model and the master never touches the inference runtime.
+    """
+    app = Flask(__name__)
+    app.config.from_object(config.Defaults)
+    app.config.from_prefixed_env(config.ENV_PREFIX)
+    if test_config:
+        app.config.from_mapping(test_config)
+
+    Swagger(app, template=apispec.TEMPLATE)
+    app.register_blueprint(api.bp)
+    model.init_app(app)
+    return app

@@ -1,0 +1,197 @@
+"""Turn any picture of one handwritten digit into what the model was trained on.
+
+MNIST's own recipe: ink as bright pixels on black, the digit's bounding box scaled to fit 20x20
+keeping its aspect ratio, placed in a 28x28 field by its centre of mass. Training, evaluation and
+the HTTP endpoints all go through :func:`to_mnist`, so the model never sees a different recipe.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+from scipy import ndimage
+
+SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
+MIN_SIDE = 8
+WORK_SIDE = 256  # long side the digit is searched at: small digits survive, big photos stay cheap
+FIELD, BOX = 28, 20
+MIN_CONTRAST = 40 / 255  # below this much ink/background difference the picture is blank
+EDGE_INK_RATIO = 0.5  # a digit leaves the picture's edges emptier than its middle; noise does not
+
+# Pillow's own bomb check would raise before ours with a different message; ours is the limit.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageError(ValueError):
+    """An upload that cannot be read as a digit picture; ``status`` is the HTTP answer for it."""
+
+    status = 400
+
+
+class ImageTooLarge(ImageError):
+    status = 413
+
+
+@dataclass(frozen=True)
+class Digit:
+    """A 28x28 float32 field in [0, 1] and whether a digit-like shape was found in the picture."""
+
+    pixels: np.ndarray
+    found: bool
+
+
+def open_image(data: bytes, max_pixels: int) -> Image.Image:
+    """Decode an upload, refusing what is not a supported picture before paying for its pixels."""
+    if not data:
+        raise ImageError("the uploaded file is empty")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=SUPPORTED_FORMATS)
+    except UnidentifiedImageError:
+        raise ImageError(
+            "the upload is not an image this server reads; send one of: " + ", ".join(SUPPORTED_FORMATS)
+        ) from None
+    except Exception as exc:  # Pillow raises many types for malformed headers
+        raise ImageError(f"the image header is corrupt: {exc}") from None
+    check_dimensions(image.size, max_pixels)
+    image.draft("RGB" if image.mode == "CMYK" else image.mode, (WORK_SIDE, WORK_SIDE))
+    try:
+        image.load()
+    except Exception as exc:
+        raise ImageError(f"the image is corrupt or truncated: {exc}") from None
+    return image
+
+
+def check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
+    width, height = size
+    if width * height > max_pixels:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height} pixels; the limit is {max_pixels} pixels"
+        )
+    if min(width, height) < MIN_SIDE:
+        raise ImageError(f"the image is {width}x{height}; each side must be at least {MIN_SIDE} pixels")
+
+
+def to_grayscale(image: Image.Image) -> np.ndarray:
+    """Luminance in 0..255 as float32, with transparency composited onto a contrasting background.
+
+    A canvas export is dark strokes on a *transparent* background: compositing onto black would
+    erase the strokes, so the background is chosen against the colour of the opaque pixels.
+    """
+    image = ImageOps.exif_transpose(image)
+    if max(image.size) > WORK_SIDE:
+        image = shrink(image)
+    if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        return stretch(np.asarray(image, dtype=np.float32))
+    if has_transparency(image):
+        rgba = image.convert("RGBA")
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
+        luminance = np.asarray(rgba.convert("L"), dtype=np.float32)
+        if alpha.min() < 1:
+            ink_level = float((luminance * alpha).sum() / max(alpha.sum(), 1e-6))
+            background = 255.0 if ink_level < 128 else 0.0
+            return luminance * alpha + background * (1 - alpha)
+        return luminance
+    return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def shrink(image: Image.Image) -> Image.Image:
+    if image.mode in ("P", "1", "CMYK"):
+        image = image.convert("RGBA" if has_transparency(image) else "RGB")
+    scale = WORK_SIDE / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BOX)
+
+
+def has_transparency(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
+
+
+def stretch(values: np.ndarray) -> np.ndarray:
+    low, high = float(values.min()), float(values.max())
+    if high <= low:
+        return np.zeros_like(values, dtype=np.float32)
+    return ((values - low) * (255 / (high - low))).astype(np.float32)
+
+
+def ink_map(gray: np.ndarray) -> np.ndarray:
+    """Ink as bright values on zero, whichever way round the picture was and however lit.
+
+    The background is the border's median (a digit covers little of the border), and uneven paper
+    or lighting is removed by subtracting a morphological opening wider than any stroke.
+    """
+    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
+    ink = 255 - gray if np.median(border) > 127 else gray
+    side = max(ink.shape)
+    if side > 2 * FIELD:
+        ink = ink - ndimage.grey_opening(ink, size=max(3, side // 8))
+    return np.clip(ink - np.median(ink), 0, None) / 255
+
+
+def otsu_threshold(values: np.ndarray) -> float:
+    histogram, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
+    weights = histogram.astype(np.float64)
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(weights)
+    above = below[-1] - below
+    mean_below = np.cumsum(weights * centres) / np.maximum(below, 1)
+    mean_above = ((weights * centres).sum() - np.cumsum(weights * centres)) / np.maximum(above, 1)
+    between = below * above * (mean_below - mean_above) ** 2
+    return float(edges[1:][np.argmax(between)])
+
+
+def digit_mask(ink: np.ndarray) -> np.ndarray:
+    """Pixels of the strokes: above Otsu's threshold, in components big enough to be strokes."""
+    mask = ink > max(otsu_threshold(ink), 0.1 * ink.max())
+    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    if count > 1:
+        sizes = np.bincount(labels.ravel())[1:]
+        keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
+        mask = np.isin(labels, keep)
+    return mask
+
+
+def looks_like_noise(mask: np.ndarray) -> bool:
+    """Texture or noise fills the picture's outer frame as densely as its middle; a digit does not."""
+    width = max(1, min(mask.shape) // 10)
+    frame = np.ones_like(mask)
+    frame[width:-width, width:-width] = False
+    return mask[frame].mean() > EDGE_INK_RATIO * mask.mean() and mask[frame].mean() > 0.02
+
+
+def fit_to_field(ink: np.ndarray) -> np.ndarray:
+    """Scale the bounding box to fit 20x20 and place it in 28x28 by its centre of mass."""
+    rows, cols = np.nonzero(ink)
+    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    scale = BOX / max(crop.shape)
+    size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
+    box = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
+    box = np.clip(box, 0, None)
+    cy, cx = ndimage.center_of_mass(box)
+    top = int(np.clip(round(FIELD / 2 - cy), 0, FIELD - box.shape[0]))
+    left = int(np.clip(round(FIELD / 2 - cx), 0, FIELD - box.shape[1]))
+    field = np.zeros((FIELD, FIELD), dtype=np.float32)
+    field[top : top + box.shape[0], left : left + box.shape[1]] = box
+    return field / max(float(field.max()), 1e-6)
+
+
+def to_mnist(gray: np.ndarray) -> Digit:
+    """The recipe itself, on a 2-D luminance array (0..255) of any size."""
+    ink = ink_map(np.asarray(gray, dtype=np.float32))
+    if ink.max() < MIN_CONTRAST:
+        return Digit(np.zeros((FIELD, FIELD), np.float32), found=False)
+    mask = digit_mask(ink)
+    if looks_like_noise(mask):
+        return Digit(np.zeros((FIELD, FIELD), np.float32), found=False)
+    strokes = ink * ndimage.binary_dilation(mask, iterations=1)
+    return Digit(fit_to_field(strokes), found=True)
+
+
+def prepare_upload(data: bytes, max_pixels: int) -> Digit:
+    """Bytes of an uploaded picture to the model's input."""
+    return to_mnist(to_grayscale(open_image(data, max_pixels)))

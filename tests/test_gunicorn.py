@@ -1,0 +1,69 @@
+"""Against a real ``gunicorn -c gunicorn.conf.py wsgi:app`` with two workers, over real HTTP."""
+
+from __future__ import annotations
+
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+from conftest import encode
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
+
+
+def predict(server, data: bytes) -> requests.Response:
+    return requests.post(server.url + "/prediction", files={"image": ("digit.png", data)}, timeout=10)
+
+
+def test_real_test_digits_are_read_right(server, mnist_test):
+    images, labels = mnist_test
+    answers = [predict(server, encode(image)).json()["prediction"] for image in images[200:300]]
+    assert np.mean(np.array(answers) == labels[200:300]) >= 0.97
+
+
+def test_curl_style_jpeg_upload(server, mnist_test):
+    images, labels = mnist_test
+    response = predict(server, encode(images[7], "JPEG", quality=90))
+    assert response.status_code == 200
+    assert response.json()["prediction"] == labels[7]
+
+
+def test_bad_input_gets_json_4xx_and_the_server_keeps_serving(server, mnist_test):
+    response = predict(server, b"%PDF-1.4 not an image")
+    assert response.status_code == 400 and "not an image" in response.json()["error"]
+    assert requests.get(server.url + "/nope", timeout=5).json()["error"]
+    assert predict(server, encode(mnist_test[0][0])).status_code == 200
+
+
+def test_docs_page_and_spec_load(server):
+    ui = requests.get(server.url + "/apidocs/", timeout=5)
+    assert ui.status_code == 200 and "swagger-ui" in ui.text
+    spec = requests.get(server.url + "/apispec_1.json", timeout=5).json()
+    assert "/prediction" in spec["paths"]
+
+
+def test_form_page_loads(server):
+    page = requests.get(server.url + "/", headers={"Accept": BROWSER_ACCEPT}, timeout=5)
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert '<form action="/prediction"' in page.text
+
+
+def test_two_workers_answer(server, mnist_test):
+    image = encode(mnist_test[0][0])
+    with ThreadPoolExecutor(16) as pool:
+        statuses = list(pool.map(lambda _: predict(server, image).status_code, range(200)))
+    assert statuses == [200] * 200
+    pids = set(re.findall(r'"POST /prediction HTTP/1.1" 200 \d+ \d+ms pid=<(\d+)>', server.access_log()))
+    assert len(pids) == 2
+
+
+def test_master_never_loads_the_inference_runtime(server):
+    """TensorFlow and LiteRT are not fork-safe: only workers, after the fork, may load them."""
+    master_maps = Path(f"/proc/{server.process.pid}/maps").read_text()
+    assert "tensorflow" not in master_maps and "litert" not in master_maps
+    worker_pids = Path(f"/proc/{server.process.pid}/task/{server.process.pid}/children").read_text().split()
+    assert len(worker_pids) == 2
+    for pid in worker_pids:
+        assert "litert" in Path(f"/proc/{pid}/maps").read_text()

@@ -1,0 +1,72 @@
+"""The model store, both serving backends, and the train / evaluate / models commands."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DATA, ROOT
+
+from mnist_flask.config import Defaults
+from mnist_flask.model import ModelNotFound, list_versions, load_classifier, version_dir
+from mnist_flask.training import preprocess_all
+
+CLI = Path(sys.executable).parent / "mnist-flask"
+
+
+def run_cli(*args: str) -> str:
+    result = subprocess.run([str(CLI), *args], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return result.stdout
+
+
+def test_shipped_model_metadata_is_complete():
+    meta = json.loads((version_dir(Defaults.MODEL_DIR, "mnist") / "metadata.json").read_text())
+    assert meta["training_data"]["split"] == "x_train"
+    assert re.fullmatch(r"[0-9a-f]{64}", meta["training_data"]["sha256"])
+    assert meta["evaluation"]["split"] == "x_test" and meta["evaluation"]["accuracy"] >= 0.985
+    assert meta["input"]["shape"] == [28, 28]
+    assert {"tensorflow", "keras"} <= set(meta["versions"])
+
+
+def test_litert_and_keras_backends_agree(mnist_test):
+    fields = preprocess_all(mnist_test[0][:200])
+    litert = load_classifier(Defaults.MODEL_DIR, "mnist", None, "litert")
+    keras = load_classifier(Defaults.MODEL_DIR, "mnist", None, "keras")
+    assert litert.backend == "litert" and keras.backend == "keras"
+    np.testing.assert_allclose(litert.predict(fields), keras.predict(fields), atol=1e-4)
+
+
+def test_newest_version_is_served_unless_configured(tmp_path):
+    for version in (1, 3, 2):
+        (tmp_path / "mnist" / str(version)).mkdir(parents=True)
+        (tmp_path / "mnist" / str(version) / "metadata.json").write_text("{}")
+    (tmp_path / "mnist" / "notes").mkdir()
+    assert list_versions(tmp_path, "mnist") == [1, 2, 3]
+    assert version_dir(tmp_path, "mnist").name == "3"
+    assert version_dir(tmp_path, "mnist", 2).name == "2"
+    with pytest.raises(ModelNotFound):
+        version_dir(tmp_path, "other")
+
+
+def test_evaluate_prints_accuracy_above_the_bar():
+    output = run_cli("evaluate", "--data", str(DATA))
+    accuracy = float(re.search(r"accuracy on 8000 x_test digits: ([\d.]+)%", output).group(1))
+    assert accuracy >= 98.5
+
+
+def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
+    output = run_cli("train", "--data", str(DATA), "--model-dir", str(tmp_path), "--epochs", "1", "--limit", "600")
+    assert "version 1: accuracy on x_test" in output
+    folder = tmp_path / "mnist" / "1"
+    assert {"model.keras", "model.tflite", "metadata.json"} <= {p.name for p in folder.iterdir()}
+    fields = preprocess_all(mnist_test[0][:50])
+    litert = load_classifier(tmp_path, "mnist", 1, "litert").predict(fields)
+    keras = load_classifier(tmp_path, "mnist", 1, "keras").predict(fields)
+    np.testing.assert_allclose(litert, keras, atol=1e-4)
+    assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
