@@ -72,10 +72,11 @@ def image_error(error: ImageError):
 @bp.app_errorhandler(HTTPException)
 def http_error(error: HTTPException):
     """Every HTTP error as ``{"error": ...}``, or as the page's own message for a browser form."""
-    return error_response(error.code or 500, error.description or error.name)
+    headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
+    return error_response(error.code or 500, error.description or error.name, headers)
 
 
-def error_response(status: int, message: str):
+def error_response(status: int, message: str, headers=()):
     if web.wants_html():
-        return web.error_page(status, message)
-    return jsonify(error=message), status
+        return web.error_page(status, message), status, headers
+    return jsonify(error=message), status, headers

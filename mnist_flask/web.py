@@ -26,7 +26,7 @@ def result_page(answer: dict, digit: Digit):
 
 
 def error_page(status: int, message: str):
-    return render_template("error.html", status=status, message=message), status
+    return render_template("error.html", status=status, message=message)
 
 
 def model_input_data_url(digit: Digit) -> str:

@@ -122,7 +122,9 @@ def test_json_body_is_unsupported(client):
 
 
 def test_wrong_method(client):
-    assert_json_error(client.get("/prediction"), 405)
+    response = client.get("/prediction")
+    assert_json_error(response, 405)
+    assert "POST" in response.headers["Allow"]
 
 
 def test_unknown_path(client):
