@@ -17,6 +17,7 @@ from scipy import ndimage
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
+COARSE_SIDE = 48  # resolution of the background estimate: lighting and paper vary slowly
 WORK_SIDE = 256  # long side the digit is searched at: small digits survive, big photos stay cheap
 FIELD, BOX = 28, 20
 MIN_CONTRAST = 40 / 255  # below this much ink/background difference the picture is blank
@@ -122,15 +123,38 @@ def stretch(values: np.ndarray) -> np.ndarray:
 def ink_map(gray: np.ndarray) -> np.ndarray:
     """Ink as bright values on zero, whichever way round the picture was and however lit.
 
-    The background is the border's median (a digit covers little of the border), and uneven paper
-    or lighting is removed by subtracting a morphological opening wider than any stroke.
+    The background is the border's median (a digit covers little of the border). On a picture
+    larger than MNIST's, uneven paper or lighting is removed too: see :func:`paper_level`.
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 255 - gray if np.median(border) > 127 else gray
-    side = max(ink.shape)
-    if side > 2 * FIELD:
-        ink = ink - ndimage.grey_opening(ink, size=max(3, side // 8))
+    if max(ink.shape) > 2 * FIELD:
+        ink = ink - paper_level(ink)
     return np.clip(ink - np.median(ink), 0, None) / 255
+
+
+def paper_level(ink: np.ndarray) -> np.ndarray:
+    """A smooth estimate of the background under the ink, from the pixels that are not ink.
+
+    Otsu's split marks likely ink; the background is a normalised blur of everything else (ink
+    pixels get no weight), so thick strokes are never mistaken for uneven paper. All of it runs on
+    a coarse copy, since paper and light vary slowly.
+    """
+    scale = COARSE_SIDE / max(ink.shape)
+    coarse = ndimage.zoom(ink, scale, order=1, grid_mode=True, mode="nearest")
+    level = np.full_like(coarse, np.median(coarse))
+    for _ in range(2):  # the second pass re-marks ink once the first has flattened the lighting
+        residual = (coarse - level) / 255
+        weight = ~ndimage.binary_dilation(residual > otsu_threshold(residual), iterations=1)
+        level = normalised_blur(coarse, weight, sigma=COARSE_SIDE / 8)
+    zoom = (ink.shape[0] / level.shape[0], ink.shape[1] / level.shape[1])
+    return ndimage.zoom(level, zoom, order=1, grid_mode=True, mode="nearest")[: ink.shape[0], : ink.shape[1]]
+
+
+def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """A Gaussian blur that only averages the pixels with weight, filling the others in."""
+    weight = weight.astype(np.float32)
+    return ndimage.gaussian_filter(values * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
 
 
 def otsu_threshold(values: np.ndarray) -> float:
