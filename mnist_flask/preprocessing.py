@@ -27,6 +27,9 @@ EDGE_INK_RATIO = 0.5  # a digit leaves the picture's edges emptier than its midd
 Image.MAX_IMAGE_PIXELS = None
 
 
+ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
+
+
 class ImageError(ValueError):
     """An upload that cannot be read as a digit picture; ``status`` is the HTTP answer for it."""
 
@@ -82,14 +85,15 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     """Luminance in 0..255 as float32, with transparency composited onto a contrasting background.
 
     A canvas export is dark strokes on a *transparent* background: compositing onto black would
-    erase the strokes, so the background is chosen against the colour of the opaque pixels.
+    erase the strokes, so the background is chosen against the colour of the opaque pixels. A
+    palette's transparent index, by contrast, still names the real background colour, so it is kept.
     """
     image = ImageOps.exif_transpose(image)
     if max(image.size) > WORK_SIDE:
         image = shrink(image)
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return stretch(np.asarray(image, dtype=np.float32))
-    if has_transparency(image):
+    if image.mode in ALPHA_MODES:
         rgba = image.convert("RGBA")
         alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
         luminance = np.asarray(rgba.convert("L"), dtype=np.float32)
@@ -98,19 +102,15 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
             background = 255.0 if ink_level < 128 else 0.0
             return luminance * alpha + background * (1 - alpha)
         return luminance
-    return np.asarray(image.convert("L"), dtype=np.float32)
+    return np.asarray(image.convert("RGB" if image.mode == "P" else image.mode).convert("L"), dtype=np.float32)
 
 
 def shrink(image: Image.Image) -> Image.Image:
     if image.mode in ("P", "1", "CMYK"):
-        image = image.convert("RGBA" if has_transparency(image) else "RGB")
+        image = image.convert("RGB")
     scale = WORK_SIDE / max(image.size)
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     return image.resize(size, Image.Resampling.BOX)
-
-
-def has_transparency(image: Image.Image) -> bool:
-    return image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
 
 
 def stretch(values: np.ndarray) -> np.ndarray:

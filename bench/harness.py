@@ -1,0 +1,113 @@
+"""Start an HTTP server on a free loopback port, wait until it answers, measure it, stop it.
+
+Shared by the tests and the benchmarks, so both start servers exactly as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+    seconds_to_first_answer: float
+
+    def access_log(self) -> str:
+        return self.log.read_text()
+
+    def pids(self) -> list[int]:
+        """The server process and all its descendants (Gunicorn's master and workers)."""
+        found, queue = [], [self.process.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*"):
+                queue += [int(child) for child in (task / "children").read_text().split()]
+        return found
+
+    def rss_bytes(self) -> int:
+        """Resident memory summed over the server's processes."""
+        total = 0
+        for pid in self.pids():
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        return total
+
+
+def wait_until(process: subprocess.Popen, probe, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if probe():
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"server did not answer within {seconds}s")
+
+
+def stop(process: subprocess.Popen, seconds: float = 30) -> None:
+    """SIGTERM (a graceful shutdown), then SIGKILL if it does not finish in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=seconds)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def serving(command: list[str], port: int, log: Path, probe=None, env: dict | None = None, seconds: float = 120):
+    """Run ``command`` (which must listen on ``port``) until the block ends.
+
+    ``probe(url)`` says when the server is ready; by default any answer to ``GET /``.
+    """
+    url = f"http://127.0.0.1:{port}"
+    probe = probe or (lambda base: requests.get(base + "/", timeout=2).status_code < 500)
+    started = time.monotonic()
+    process = subprocess.Popen(
+        command, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+    )
+    try:
+        wait_until(process, lambda: probe(url), seconds)
+        yield Server(url, process, log, time.monotonic() - started)
+    finally:
+        stop(process)
+
+
+def gunicorn_command(port: int, workers: int = 2, *extra: str) -> list[str]:
+    """``gunicorn -c gunicorn.conf.py wsgi:app`` as the README runs it, on a loopback port."""
+    return [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "-b", f"127.0.0.1:{port}", "-w", str(workers), *extra, "wsgi:app"]
+
+
+@contextmanager
+def gunicorn(log: Path, workers: int = 2, *extra: str, env: dict | None = None, probe=None):
+    port = free_port()
+    with serving(gunicorn_command(port, workers, *extra), port, log, probe=probe, env=env) as server:
+        yield server
