@@ -5,7 +5,9 @@ PORT ?= 8000
 DATA ?= data/mnist.npz
 INSTALLED := $(VENV)/.installed
 
-.PHONY: install serve test train evaluate models clean
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install chromium serve test screenshots train evaluate models clean
 
 $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -15,11 +17,19 @@ $(INSTALLED): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(INSTALLED)
 
+# The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
+chromium:
+	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+
 serve: $(INSTALLED)
 	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
-test: $(INSTALLED)
+test: $(INSTALLED) chromium
 	$(PY) -m pytest
+
+screenshots: $(INSTALLED) chromium
+	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
 
 train: $(INSTALLED)
 	$(VENV)/bin/mnist-flask train --data $(DATA)

@@ -30,9 +30,10 @@ def root():
 def prediction():
     digit = prepare_upload(read_upload(), current_app.config["MAX_IMAGE_PIXELS"])
     answer = classify(digit)
-    if web.wants_html():
-        return web.result_page(answer, digit)
-    return jsonify(answer)
+    browser = web.wants_html()
+    if browser or request.args.get("model_input") in ("1", "true"):
+        answer["model_input"] = web.model_input_data_url(digit)
+    return web.result_page(answer) if browser else jsonify(answer)
 
 
 def read_upload() -> bytes:

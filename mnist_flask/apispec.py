@@ -24,6 +24,10 @@ PREDICTION_RESULT = {
             "description": "false when the picture is blank, uniform or noise: the prediction is then meaningless",
         },
         "model": {"type": "string", "example": "mnist:1", "description": "name:version of the model that answered"},
+        "model_input": {
+            "type": "string",
+            "description": "only with ?model_input=true: the 28x28 image the model saw, as a PNG data URL",
+        },
     },
 }
 
@@ -69,7 +73,14 @@ PREDICTION = {
     "consumes": ["multipart/form-data"],
     "produces": ["application/json"],
     "parameters": [
-        {"name": "image", "in": "formData", "type": "file", "required": True, "description": "the digit picture"}
+        {"name": "image", "in": "formData", "type": "file", "required": True, "description": "the digit picture"},
+        {
+            "name": "model_input",
+            "in": "query",
+            "type": "boolean",
+            "required": False,
+            "description": "also return the 28x28 image the model saw, as a PNG data URL",
+        },
     ],
     "responses": {
         "200": {"description": "the predicted digit", "schema": {"$ref": "#/definitions/Prediction"}},

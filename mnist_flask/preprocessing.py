@@ -27,6 +27,7 @@ EDGE_INK_RATIO = 0.5  # a digit leaves the picture's edges emptier than its midd
 Image.MAX_IMAGE_PIXELS = None
 
 
+EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 
 
@@ -145,7 +146,7 @@ def paper_level(ink: np.ndarray) -> np.ndarray:
     level = np.full_like(coarse, np.median(coarse))
     for _ in range(2):  # the second pass re-marks ink once the first has flattened the lighting
         residual = (coarse - level) / 255
-        weight = ~ndimage.binary_dilation(residual > otsu_threshold(residual), iterations=1)
+        weight = ~ndimage.maximum_filter(residual > otsu_threshold(residual), size=3)
         level = normalised_blur(coarse, weight, sigma=COARSE_SIDE / 8)
     zoom = (ink.shape[0] / level.shape[0], ink.shape[1] / level.shape[1])
     return ndimage.zoom(level, zoom, order=1, grid_mode=True, mode="nearest")[: ink.shape[0], : ink.shape[1]]
@@ -157,22 +158,23 @@ def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.
     return ndimage.gaussian_filter(values * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
 
 
-def otsu_threshold(values: np.ndarray) -> float:
-    histogram, edges = np.histogram(values, bins=64, range=(0.0, 1.0))
-    weights = histogram.astype(np.float64)
-    centres = (edges[:-1] + edges[1:]) / 2
-    below = np.cumsum(weights)
+def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
+    """The grey level that best splits ``values`` (in 0..1) into two classes (Otsu's method)."""
+    levels = values[(values >= 0) & (values <= 1)]
+    histogram = np.bincount(np.minimum((levels * bins).astype(np.intp), bins - 1), minlength=bins)
+    centres = (np.arange(bins) + 0.5) / bins
+    below = np.cumsum(histogram)
     above = below[-1] - below
-    mean_below = np.cumsum(weights * centres) / np.maximum(below, 1)
-    mean_above = ((weights * centres).sum() - np.cumsum(weights * centres)) / np.maximum(above, 1)
-    between = below * above * (mean_below - mean_above) ** 2
-    return float(edges[1:][np.argmax(between)])
+    mass_below = np.cumsum(histogram * centres)
+    mean_below = mass_below / np.maximum(below, 1)
+    mean_above = (mass_below[-1] - mass_below) / np.maximum(above, 1)
+    return float((np.argmax(below * above * (mean_below - mean_above) ** 2) + 1) / bins)
 
 
 def digit_mask(ink: np.ndarray) -> np.ndarray:
     """Pixels of the strokes: above Otsu's threshold, in components big enough to be strokes."""
     mask = ink > max(otsu_threshold(ink), 0.1 * ink.max())
-    labels, count = ndimage.label(mask, structure=np.ones((3, 3)))
+    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
     if count > 1:
         sizes = np.bincount(labels.ravel())[1:]
         keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
@@ -196,7 +198,9 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     box = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
     box = np.clip(box, 0, None)
-    cy, cx = ndimage.center_of_mass(box)
+    total = max(float(box.sum()), 1e-6)
+    cy = float(box.sum(axis=1) @ np.arange(box.shape[0])) / total
+    cx = float(box.sum(axis=0) @ np.arange(box.shape[1])) / total
     top = int(np.clip(round(FIELD / 2 - cy), 0, FIELD - box.shape[0]))
     left = int(np.clip(round(FIELD / 2 - cx), 0, FIELD - box.shape[1]))
     field = np.zeros((FIELD, FIELD), dtype=np.float32)
@@ -212,7 +216,7 @@ def to_mnist(gray: np.ndarray) -> Digit:
     mask = digit_mask(ink)
     if looks_like_noise(mask):
         return Digit(np.zeros((FIELD, FIELD), np.float32), found=False)
-    strokes = ink * ndimage.binary_dilation(mask, iterations=1)
+    strokes = ink * ndimage.maximum_filter(mask, size=3)
     return Digit(fit_to_field(strokes), found=True)
 
 

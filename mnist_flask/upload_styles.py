@@ -100,7 +100,7 @@ def inverse_turn(turn: Image.Transpose) -> Image.Transpose:
 
 def canvas(digit, rng):
     """An HTML canvas export: black strokes on a transparent background, 280x280 RGBA PNG."""
-    ink = place(ink_image(digit, int(rng.integers(200, 280)), rng), (280, 300), rng)[:, :280]
+    ink = place(ink_image(digit, int(rng.integers(180, 250)), rng), (280, 280), rng)
     rgba = np.zeros((280, 280, 4), np.float32)
     rgba[..., 3] = ink * 255
     return save(rgba, "RGBA", "PNG"), "image/png"

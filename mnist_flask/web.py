@@ -21,8 +21,8 @@ def index_page():
     return render_template("index.html")
 
 
-def result_page(answer: dict, digit: Digit):
-    return render_template("result.html", answer=answer, model_input=model_input_data_url(digit))
+def result_page(answer: dict):
+    return render_template("result.html", answer=answer)
 
 
 def error_page(status: int, message: str):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
 import pytest
 from conftest import encode
+from PIL import Image
 
 from mnist_flask import create_app
 from mnist_flask.model import ModelNotFound, list_versions
@@ -165,3 +167,12 @@ def test_swagger_ui_is_served(client):
     response = client.get("/apidocs/")
     assert response.status_code == 200
     assert "swagger-ui" in response.get_data(as_text=True)
+
+
+def test_model_input_only_when_asked(client, mnist_test):
+    data = encode(mnist_test[0][0])
+    assert "model_input" not in post_image(client, data).json
+    url = client.post("/prediction?model_input=true", data={"image": (io.BytesIO(data), "d.png")}).json["model_input"]
+    assert url.startswith("data:image/png;base64,")
+    picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
+    assert picture.size == (28, 28) and picture.mode == "L"

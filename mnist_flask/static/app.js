@@ -1,0 +1,140 @@
+// The upload page without reloads: file picker, drag-and-drop and a drawing pad, all posting
+// to /prediction and showing the answer in place. Without JavaScript the form posts normally.
+"use strict";
+
+const form = document.getElementById("upload-form");
+const input = document.getElementById("image");
+const dropZone = document.getElementById("drop-zone");
+const errorBox = document.getElementById("error");
+const result = document.getElementById("result");
+const pad = document.getElementById("pad");
+const stroke = document.getElementById("stroke");
+const maxBytes = Number(form.dataset.maxBytes);
+
+function showError(message) {
+  errorBox.textContent = message;
+  errorBox.hidden = false;
+  result.hidden = true;
+}
+
+function showAnswer(answer, sent) {
+  errorBox.hidden = true;
+  document.getElementById("prediction").textContent = answer.prediction;
+  document.getElementById("confidence").textContent = (answer.confidence * 100).toFixed(1) + " %";
+  document.getElementById("model").textContent = answer.model;
+  document.getElementById("no-digit").hidden = answer.digit_found;
+  document.getElementById("sent").src = sent;
+  document.getElementById("model-input").src = answer.model_input;
+  for (const row of document.querySelectorAll("#probabilities tr[data-digit]")) {
+    const p = answer.probabilities[Number(row.dataset.digit)];
+    row.querySelector(".bar").style.width = (p * 100).toFixed(1) + "%";
+    row.querySelector(".value").textContent = (p * 100).toFixed(2) + " %";
+    row.classList.toggle("best", Number(row.dataset.digit) === answer.prediction);
+  }
+  result.hidden = false;
+}
+
+async function predict(blob, filename) {
+  if (blob.size > maxBytes) {
+    showError(`The file is ${(blob.size / 1048576).toFixed(1)} MB; the limit is ${(maxBytes / 1048576).toFixed(1)} MB.`);
+    return;
+  }
+  const body = new FormData();
+  body.append("image", blob, filename);
+  let response;
+  try {
+    response = await fetch(form.action + "?model_input=true", {
+      method: "POST", body, headers: { Accept: "application/json" },
+    });
+  } catch (failure) {
+    showError("The server could not be reached: " + failure.message);
+    return;
+  }
+  const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (!response.ok) {
+    showError(answer.error);
+    return;
+  }
+  showAnswer(answer, URL.createObjectURL(blob));
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  if (input.files.length === 0) {
+    showError("Choose a picture first.");
+    return;
+  }
+  predict(input.files[0], input.files[0].name);
+});
+
+input.addEventListener("change", () => {
+  if (input.files.length > 0) predict(input.files[0], input.files[0].name);
+});
+
+for (const type of ["dragenter", "dragover"]) {
+  dropZone.addEventListener(type, (event) => {
+    event.preventDefault();
+    dropZone.classList.add("dragging");
+  });
+}
+dropZone.addEventListener("dragleave", () => dropZone.classList.remove("dragging"));
+dropZone.addEventListener("drop", (event) => {
+  event.preventDefault();
+  dropZone.classList.remove("dragging");
+  const file = event.dataTransfer.files[0];
+  if (file) predict(file, file.name);
+});
+
+// The drawing pad: dark strokes on a transparent background, exactly what a canvas export is.
+const context = pad.getContext("2d");
+let drawing = false;
+let drawn = false;
+
+function point(event) {
+  const box = pad.getBoundingClientRect();
+  return [(event.clientX - box.left) * (pad.width / box.width), (event.clientY - box.top) * (pad.height / box.height)];
+}
+
+pad.addEventListener("pointerdown", (event) => {
+  drawing = true;
+  drawn = true;
+  pad.setPointerCapture(event.pointerId);
+  context.lineWidth = Number(stroke.value);
+  context.lineCap = "round";
+  context.lineJoin = "round";
+  context.strokeStyle = "#111";
+  context.beginPath();
+  context.moveTo(...point(event));
+  context.lineTo(...point(event));
+  context.stroke();
+});
+pad.addEventListener("pointermove", (event) => {
+  if (!drawing) return;
+  context.lineTo(...point(event));
+  context.stroke();
+});
+function endStroke() {
+  if (!drawing) return;
+  drawing = false;
+  predictDrawing();
+}
+pad.addEventListener("pointerup", endStroke);
+pad.addEventListener("pointercancel", endStroke);
+
+function predictDrawing() {
+  if (!drawn) {
+    showError("Draw a digit first.");
+    return;
+  }
+  pad.toBlob((blob) => predict(blob, "drawing.png"), "image/png");
+}
+
+document.getElementById("predict-drawing").addEventListener("click", predictDrawing);
+document.getElementById("clear").addEventListener("click", () => {
+  context.clearRect(0, 0, pad.width, pad.height);
+  drawn = false;
+  result.hidden = true;
+  errorBox.hidden = true;
+});
+
+for (const section of document.querySelectorAll(".needs-js")) section.hidden = false;
