@@ -1,21 +1,70 @@
 """Gunicorn settings for mnist_flask; each can be overridden on the command line."""
 
+import json
 import os
+import shutil
+import tempfile
+
+from gunicorn.glogging import Logger
 
 # All interfaces so the server is reachable on a VM; PORT is the convention of PaaS hosts.
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# One worker per core: inference is single-threaded CPU work, so more workers only queue (bench/).
+# One worker per core: a request is CPU-bound, so more workers than cores only queue (bench/).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-# Sync workers: a request is CPU-bound for under a millisecond, so threads would only add locking.
+# Sync workers: the fastest measured class for sub-millisecond CPU-bound requests (docs/performance.md).
 worker_class = "sync"
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
-# A request is milliseconds; a worker silent for this long is stuck and gets replaced.
+# A request takes milliseconds; a worker silent this long is stuck (or fed by a slow client) and is replaced.
 timeout = 30
-# On SIGTERM/HUP, in-flight requests get this long to finish before workers are killed.
+# On SIGTERM or HUP, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = 30
 # Queue of connections waiting for a free worker: bursts wait instead of being refused.
 backlog = 2048
-# Access log on stdout, one line per request with its duration in ms and the worker's pid.
+# `make reload` sends HUP to the master found here, to roll out a new model version.
+pidfile = os.environ.get("GUNICORN_PIDFILE")
+# One JSON line per request on stdout (JsonAccessLogger below), errors and app logs on stderr.
 accesslog = "-"
-access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s'
+errorlog = "-"
+
+# prometheus_client's multiprocess mode: every worker writes its samples to this directory and any
+# worker's /metrics sums them. It must exist before the workers import prometheus_client.
+metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mnist-flask-metrics-"))
+
+
+def on_starting(server):
+    """Samples left by an earlier run would be counted again: start from an empty directory."""
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    os.makedirs(metrics_dir, exist_ok=True)
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must stop counting (its counters stay in the totals)."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+class JsonAccessLogger(Logger):
+    """Access log lines as JSON objects, so a log pipeline needs no parsing rules."""
+
+    def access(self, resp, req, environ, request_time):
+        if not self.cfg.accesslog:
+            return
+        self.access_log.info(
+            json.dumps(
+                {
+                    "remote": environ.get("REMOTE_ADDR"),
+                    "method": environ.get("REQUEST_METHOD"),
+                    "path": environ.get("PATH_INFO"),
+                    "status": resp.status_code,
+                    "bytes": getattr(resp, "sent", None),
+                    "duration_ms": round(request_time.total_seconds() * 1000, 3),
+                    "request_id": dict(resp.headers).get("X-Request-ID"),
+                    "pid": os.getpid(),
+                }
+            )
+        )
+
+
+logger_class = JsonAccessLogger

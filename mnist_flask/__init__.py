@@ -5,7 +5,7 @@ from __future__ import annotations
 from flasgger import Swagger
 from flask import Flask
 
-from . import api, apispec, config, model
+from . import api, apispec, config, health, logs, metrics, model, security
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -20,7 +20,12 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.from_mapping(test_config)
 
+    logs.init_app(app)
+    metrics.init_app(app)
+    security.init_app(app)
     Swagger(app, template=apispec.TEMPLATE)
     app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
     model.init_app(app)
+    metrics.record_model(app)
     return app

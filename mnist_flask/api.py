@@ -1,15 +1,17 @@
-"""The HTTP API: ``GET /`` and ``POST /prediction``, the same two endpoints as the FastAPI original."""
+"""The HTTP API: ``GET /`` and ``POST /prediction`` (the FastAPI original's two endpoints), plus a
+TensorFlow-Serving-compatible REST surface under ``/v1/models/``."""
 
 from __future__ import annotations
 
 import numpy as np
 from flasgger import swag_from
 from flask import Blueprint, current_app, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnsupportedMediaType
 
 from . import apispec, web
-from .model import get_classifier
-from .preprocessing import Digit, ImageError, prepare_upload
+from .metrics import metrics, timed
+from .model import Classifier, get_classifier, model_slot
+from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 
 bp = Blueprint("api", __name__)
 
@@ -28,51 +30,161 @@ def root():
 @bp.post("/prediction")
 @swag_from(apispec.PREDICTION)
 def prediction():
-    digit = prepare_upload(read_upload(), current_app.config["MAX_IMAGE_PIXELS"])
-    answer = classify(digit)
+    uploads = read_uploads()
+    if len(uploads) > 1:
+        return jsonify(predictions=classify_each(uploads), model=get_classifier().label)
+    digit = decode(uploads[0])
+    answer = classify([digit])[0]
     browser = web.wants_html()
     if browser or request.args.get("model_input") in ("1", "true"):
         answer["model_input"] = web.model_input_data_url(digit)
     return web.result_page(answer) if browser else jsonify(answer)
 
 
-def read_upload() -> bytes:
-    """The image bytes from a multipart field (``image`` or ``file``) or a raw ``image/*`` body."""
+def read_uploads() -> list[bytes]:
+    """Image bytes from multipart fields ``image`` (or ``file``), repeatable, or a raw ``image/*`` body."""
     if request.mimetype == "multipart/form-data":
         for field in UPLOAD_FIELDS:
-            upload = request.files.get(field)
-            if upload is not None:
-                return upload.read()
+            uploads = request.files.getlist(field)
+            if uploads:
+                return [upload.read() for upload in uploads]
         raise BadRequest("no file: send the image in the multipart field 'image' (or 'file')")
     if request.mimetype.startswith("image/"):
-        return request.get_data()
+        return [request.get_data()]
     raise UnsupportedMediaType(
         f"Content-Type {request.mimetype or '(none)'!r} is not accepted: send multipart/form-data with "
         "the image in field 'image', or the raw image bytes with Content-Type image/*"
     )
 
 
-def classify(digit: Digit) -> dict:
+def decode(data: bytes) -> Digit:
+    recorded = metrics()
+    recorded.upload.observe(len(data))
+    with timed(recorded.decode):
+        return prepare_upload(data, current_app.config["MAX_IMAGE_PIXELS"])
+
+
+def classify(digits: list[Digit]) -> list[dict]:
+    """One model call for the whole batch, then one answer per digit."""
     classifier = get_classifier()
-    probabilities = classifier.predict(digit.pixels[None])[0]
-    best = int(np.argmax(probabilities))
-    return {
-        "prediction": best,
-        "confidence": round(float(probabilities[best]), 6),
-        "probabilities": [round(float(p), 6) for p in probabilities],
-        "digit_found": digit.found,
-        "model": classifier.label,
+    recorded = metrics()
+    with timed(recorded.inference):
+        probabilities = classifier.predict(np.stack([digit.pixels for digit in digits]))
+    answers = []
+    for digit, row in zip(digits, probabilities):
+        best = int(np.argmax(row))
+        recorded.predictions.labels(str(best)).inc()
+        answers.append(
+            {
+                "prediction": best,
+                "confidence": round(float(row[best]), 6),
+                "probabilities": [round(float(p), 6) for p in row],
+                "digit_found": digit.found,
+                "model": classifier.label,
+            }
+        )
+    return answers
+
+
+def classify_each(uploads: list[bytes]) -> list[dict]:
+    """Answers in upload order; an unreadable image gets its own error and spoils no other."""
+    digits: dict[int, Digit] = {}
+    failures: dict[int, dict] = {}
+    for index, data in enumerate(uploads):
+        try:
+            digits[index] = decode(data)
+        except ImageError as error:
+            metrics().errors.labels(error.kind).inc()
+            failures[index] = {"error": str(error), "status": error.status}
+    answers = dict(zip(digits, classify(list(digits.values())))) if digits else {}
+    return [answers.get(index) or failures[index] for index in range(len(uploads))]
+
+
+@bp.post("/v1/models/<name>:predict")
+@swag_from(apispec.TFSERVING_PREDICT)
+def tfserving_predict(name: str):
+    """TensorFlow Serving's REST predict, so its existing clients can point here unchanged."""
+    classifier = named_classifier(name)
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
+        raise BadRequest('send a JSON object with either "instances" or "inputs": a list of 28x28 arrays')
+    key = "instances" if "instances" in body else "inputs"
+    batch = tensor_batch(body[key])
+    with timed(metrics().inference):
+        probabilities = classifier.predict(batch)
+    return jsonify({"predictions" if key == "instances" else "outputs": np.round(probabilities, 6).tolist()})
+
+
+def tensor_batch(values) -> np.ndarray:
+    """A list of 28x28 (or 28x28x1) arrays of floats in [0, 1], white ink on black, as the model takes."""
+    try:
+        batch = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise BadRequest("instances must be numbers in nested lists of equal length, shape [N, 28, 28]") from None
+    if batch.ndim == 4 and batch.shape[-1] == 1:
+        batch = batch[..., 0]
+    if batch.ndim != 3 or batch.shape[1:] != (FIELD, FIELD) or len(batch) == 0:
+        raise BadRequest(f"expected shape [N, 28, 28] or [N, 28, 28, 1] with N >= 1, got {list(batch.shape)}")
+    if len(batch) > current_app.config["MAX_BATCH"]:
+        raise BadRequest(f"at most {current_app.config['MAX_BATCH']} instances per request, got {len(batch)}")
+    if not np.isfinite(batch).all():
+        raise BadRequest("instances must be finite numbers")
+    return batch
+
+
+def named_classifier(name: str) -> Classifier:
+    classifier = get_classifier()
+    if name != classifier.name:
+        raise NotFound(f"no model named {name!r}; this server serves {classifier.name!r}")
+    return classifier
+
+
+@bp.get("/v1/models/<name>")
+@swag_from(apispec.MODEL_STATUS)
+def model_status(name: str):
+    """TensorFlow Serving's model status: the served version and its state."""
+    slot = model_slot()
+    if slot.classifier is None:
+        if name != current_app.config["MODEL_NAME"]:
+            raise NotFound(f"no model named {name!r}")
+        state = {"version": str(current_app.config["MODEL_VERSION"] or ""), "state": "UNAVAILABLE"}
+        return jsonify(model_version_status=[{**state, "status": {"error_code": "UNAVAILABLE", "error_message": slot.problem}}])
+    classifier = named_classifier(name)
+    return jsonify(
+        model_version_status=[
+            {"version": str(classifier.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ],
+        backend=classifier.backend,
+    )
+
+
+@bp.get("/v1/models/<name>/metadata")
+@swag_from(apispec.MODEL_METADATA)
+def model_metadata(name: str):
+    """The input/output signature, in TensorFlow Serving's shape, plus the model's own metadata."""
+    classifier = named_classifier(name)
+    tensor = lambda *dims: {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": str(d)} for d in dims]}}  # noqa: E731
+    signature = {
+        "inputs": {"input": {"name": "input", **tensor(-1, FIELD, FIELD, 1)}},
+        "outputs": {"probabilities": {"name": "probabilities", **tensor(-1, 10)}},
+        "method_name": "tensorflow/serving/predict",
     }
+    return jsonify(
+        model_spec={"name": classifier.name, "version": str(classifier.version), "signature_name": ""},
+        metadata={"signature_def": {"signature_def": {"serving_default": signature}}, "model": classifier.metadata},
+    )
 
 
 @bp.app_errorhandler(ImageError)
 def image_error(error: ImageError):
+    metrics().errors.labels(error.kind).inc()
     return error_response(error.status, str(error))
 
 
 @bp.app_errorhandler(HTTPException)
 def http_error(error: HTTPException):
     """Every HTTP error as ``{"error": ...}``, or as the page's own message for a browser form."""
+    metrics().errors.labels(type(error).__name__).inc()
     headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
     return error_response(error.code or 500, error.description or error.name, headers)
 

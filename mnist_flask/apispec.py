@@ -6,7 +6,7 @@ ERROR = {
     "properties": {"error": {"type": "string", "example": "the uploaded file is empty"}},
 }
 
-PREDICTION_RESULT = {
+SINGLE_PREDICTION = {
     "type": "object",
     "required": ["prediction", "confidence", "probabilities", "digit_found", "model"],
     "properties": {
@@ -31,6 +31,25 @@ PREDICTION_RESULT = {
     },
 }
 
+BATCH_ITEM = {
+    "type": "object",
+    "description": "a prediction as above, or for an image that could not be read, its error and status",
+    "properties": {**SINGLE_PREDICTION["properties"], "error": {"type": "string"}, "status": {"type": "integer"}},
+}
+
+PREDICTION_RESULT = {
+    "type": "object",
+    "required": ["model"],
+    "description": (
+        "One image: the fields of a single prediction. Several images (the field repeated): "
+        "`predictions`, one entry per image in upload order, and `model`."
+    ),
+    "properties": {
+        **SINGLE_PREDICTION["properties"],
+        "predictions": {"type": "array", "items": BATCH_ITEM},
+    },
+}
+
 TEMPLATE = {
     "swagger": "2.0",
     "info": {
@@ -39,6 +58,9 @@ TEMPLATE = {
         "version": "1.0.0",
     },
     "definitions": {"Prediction": PREDICTION_RESULT, "Error": ERROR},
+    "securityDefinitions": {
+        "bearer": {"type": "apiKey", "name": "Authorization", "in": "header", "description": "Bearer <API_TOKEN>"}
+    },
 }
 
 
@@ -73,7 +95,13 @@ PREDICTION = {
     "consumes": ["multipart/form-data"],
     "produces": ["application/json"],
     "parameters": [
-        {"name": "image", "in": "formData", "type": "file", "required": True, "description": "the digit picture"},
+        {
+            "name": "image",
+            "in": "formData",
+            "type": "file",
+            "required": True,
+            "description": "the digit picture; repeat the field (up to MAX_BATCH) to classify several at once",
+        },
         {
             "name": "model_input",
             "in": "query",
@@ -85,7 +113,98 @@ PREDICTION = {
     "responses": {
         "200": {"description": "the predicted digit", "schema": {"$ref": "#/definitions/Prediction"}},
         "400": error_response("no file, an empty file, not an image, or a corrupt image"),
+        "401": error_response("API_TOKEN is set and the request has no valid bearer token"),
         "413": error_response("the upload or its pixel count is over the configured limit"),
         "415": error_response("the request is neither multipart/form-data nor image/*"),
+        "503": error_response("this worker has no model loaded (see /readyz)"),
+    },
+}
+
+STATUS = {"type": "object", "properties": {"status": {"type": "string"}, "model": {"type": "string"}}}
+
+HEALTHZ = {
+    "tags": ["operations"],
+    "summary": "Liveness: the process answers",
+    "responses": {"200": {"description": "alive", "schema": STATUS}},
+}
+
+READYZ = {
+    "tags": ["operations"],
+    "summary": "Readiness: this worker has its model loaded and warmed up",
+    "responses": {
+        "200": {"description": "ready", "schema": STATUS},
+        "503": {"description": "not ready, with the reason", "schema": {**STATUS, "properties": {**STATUS["properties"], "error": {"type": "string"}}}},
+    },
+}
+
+METRICS = {
+    "tags": ["operations"],
+    "summary": "Prometheus metrics, summed over all Gunicorn workers",
+    "produces": ["text/plain"],
+    "responses": {"200": {"description": "Prometheus text exposition format", "schema": {"type": "string"}}},
+}
+
+NAME = {"name": "name", "in": "path", "type": "string", "required": True, "description": "the model's name, e.g. mnist"}
+
+TFSERVING_PREDICT = {
+    "tags": ["tensorflow-serving"],
+    "summary": "TensorFlow Serving REST predict",
+    "description": (
+        "The model's input tensor directly: 28x28 floats in [0, 1], white ink on black, already "
+        "preprocessed. Row format `instances` answers `predictions`; columnar `inputs` answers `outputs`."
+    ),
+    "consumes": ["application/json"],
+    "parameters": [
+        NAME,
+        {
+            "name": "body",
+            "in": "body",
+            "required": True,
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "instances": {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
+                    "inputs": {"type": "array", "items": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}}},
+                },
+            },
+        },
+    ],
+    "responses": {
+        "200": {
+            "description": "ten probabilities per instance",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "predictions": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                    "outputs": {"type": "array", "items": {"type": "array", "items": {"type": "number"}}},
+                },
+            },
+        },
+        "400": error_response("not JSON, or not a list of 28x28 arrays (the error names the shape it got)"),
+        "401": error_response("API_TOKEN is set and the request has no valid bearer token"),
+        "404": error_response("no model by that name"),
+        "415": error_response("the body is not JSON"),
+        "503": error_response("this worker has no model loaded (see /readyz)"),
+    },
+}
+
+MODEL_STATUS = {
+    "tags": ["tensorflow-serving"],
+    "summary": "TensorFlow Serving model status: the served version and its state",
+    "parameters": [NAME],
+    "responses": {
+        "200": {"description": "status", "schema": {"type": "object", "properties": {"model_version_status": {"type": "array", "items": {"type": "object"}}}}},
+        "404": error_response("no model by that name"),
+    },
+}
+
+MODEL_METADATA = {
+    "tags": ["tensorflow-serving"],
+    "summary": "TensorFlow Serving model metadata: the input/output signature",
+    "parameters": [NAME],
+    "responses": {
+        "200": {"description": "signature and metadata", "schema": {"type": "object", "properties": {"model_spec": {"type": "object"}, "metadata": {"type": "object"}}}},
+        "404": error_response("no model by that name"),
+        "503": error_response("this worker has no model loaded (see /readyz)"),
     },
 }

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 from flask import Flask, current_app
+from werkzeug.exceptions import ServiceUnavailable
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
 EXTENSION = "mnist_classifier"
@@ -136,15 +137,37 @@ def load_classifier(model_dir: Path, name: str, version: int | None, backend: st
     return classifier
 
 
+@dataclass
+class ModelSlot:
+    """This worker's model, or why there is none (readiness reports it instead of crash-looping)."""
+
+    classifier: Classifier | None = None
+    problem: str | None = None
+
+
 def init_app(app: Flask) -> None:
     """Load the model into this process; under Gunicorn that is each worker, after the fork."""
-    app.extensions[EXTENSION] = load_classifier(
-        Path(app.config["MODEL_DIR"]),
-        app.config["MODEL_NAME"],
-        app.config["MODEL_VERSION"],
-        app.config["MODEL_BACKEND"],
-    )
+    try:
+        classifier = load_classifier(
+            Path(app.config["MODEL_DIR"]),
+            app.config["MODEL_NAME"],
+            app.config["MODEL_VERSION"],
+            app.config["MODEL_BACKEND"],
+        )
+    except Exception as exc:  # any failure: the worker stays up, not ready, and says why
+        app.logger.error("model not loaded: %s", exc)
+        app.extensions[EXTENSION] = ModelSlot(problem=f"model not loaded: {exc}")
+        return
+    app.extensions[EXTENSION] = ModelSlot(classifier=classifier)
+    app.logger.info("serving %s with %s", classifier.label, classifier.backend)
+
+
+def model_slot() -> ModelSlot:
+    return current_app.extensions[EXTENSION]
 
 
 def get_classifier() -> Classifier:
-    return current_app.extensions[EXTENSION]
+    slot = model_slot()
+    if slot.classifier is None:
+        raise ServiceUnavailable(slot.problem)
+    return slot.classifier

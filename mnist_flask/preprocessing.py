@@ -35,10 +35,12 @@ class ImageError(ValueError):
     """An upload that cannot be read as a digit picture; ``status`` is the HTTP answer for it."""
 
     status = 400
+    kind = "bad_image"
 
 
 class ImageTooLarge(ImageError):
     status = 413
+    kind = "image_too_large"
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from conftest import encode
 from PIL import Image
 
 from mnist_flask import create_app
-from mnist_flask.model import ModelNotFound, list_versions
+from mnist_flask.model import list_versions
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -150,9 +150,12 @@ def test_test_config_overrides_environment(monkeypatch):
     assert create_app({"MAX_IMAGE_PIXELS": 99}).config["MAX_IMAGE_PIXELS"] == 99
 
 
-def test_missing_model_version_fails_at_start():
-    with pytest.raises(ModelNotFound, match="no version 999"):
-        create_app({"MODEL_VERSION": 999})
+def test_missing_model_version_leaves_the_worker_up_but_not_ready(mnist_test):
+    client = create_app({"MODEL_VERSION": 999}).test_client()
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 503 and "no version 999" in ready.json["error"]
+    assert_json_error(post_image(client, encode(mnist_test[0][0])), 503, "no version 999")
 
 
 def test_spec_documents_the_upload(client):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import re
+import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def test_docs_page_and_spec_load(server):
 def test_form_page_loads(server):
     page = requests.get(server.url + "/", headers={"Accept": BROWSER_ACCEPT}, timeout=5)
     assert page.headers["Content-Type"].startswith("text/html")
-    assert '<form action="/prediction"' in page.text
+    assert 'action="/prediction" method="post" enctype="multipart/form-data"' in page.text
 
 
 def test_two_workers_answer(server, mnist_test):
@@ -55,8 +56,23 @@ def test_two_workers_answer(server, mnist_test):
     with ThreadPoolExecutor(16) as pool:
         statuses = list(pool.map(lambda _: predict(server, image).status_code, range(200)))
     assert statuses == [200] * 200
-    pids = set(re.findall(r'"POST /prediction HTTP/1.1" 200 \d+ \d+ms pid=<(\d+)>', server.access_log()))
-    assert len(pids) == 2
+    answered = [line for line in access_lines(server) if line["path"] == "/prediction" and line["status"] == 200]
+    assert len({line["pid"] for line in answered}) == 2
+
+
+def access_lines(server) -> list[dict]:
+    return [json.loads(line) for line in server.access_log().splitlines() if line.startswith("{")]
+
+
+def test_access_log_is_one_json_line_per_request(server):
+    response = requests.get(server.url + "/healthz", headers={"X-Request-ID": "trace-me-42"}, timeout=5)
+    assert response.headers["X-Request-ID"] == "trace-me-42"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and not any(line["request_id"] == "trace-me-42" for line in access_lines(server)):
+        time.sleep(0.05)
+    line = next(line for line in access_lines(server) if line["request_id"] == "trace-me-42")
+    assert line["method"] == "GET" and line["path"] == "/healthz" and line["status"] == 200
+    assert line["duration_ms"] >= 0 and line["pid"] in server.pids()[1:]
 
 
 def test_master_never_loads_the_inference_runtime(server):

@@ -1,0 +1,83 @@
+"""Operations against real Gunicorn: metrics summed over workers, and a zero-downtime model rollout."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import requests
+from conftest import encode
+from prometheus_client.parser import text_string_to_metric_families
+
+from bench.harness import ROOT, gunicorn
+from mnist_flask.model import list_versions
+
+STATUS_PATH = "/v1/models/<name>"
+
+
+def scraped_count(server, endpoint: str) -> float:
+    text = requests.get(server.url + "/metrics", timeout=5).text
+    for family in text_string_to_metric_families(text):
+        if family.name == "mnist_flask_http_requests":
+            return sum(s.value for s in family.samples if s.name.endswith("_total") and s.labels["endpoint"] == endpoint)
+    return 0.0
+
+
+def test_metrics_are_summed_over_both_workers(server):
+    before = scraped_count(server, STATUS_PATH)
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: requests.get(server.url + "/v1/models/mnist", timeout=5).status_code, range(60)))
+    assert statuses == [200] * 60
+    served_by = {json.loads(line)["pid"] for line in server.access_log().splitlines()
+                 if line.startswith("{") and json.loads(line)["path"] == "/v1/models/mnist"}  # fmt: skip
+    assert len(served_by) == 2
+    # Whichever worker answers the scrape, it reports both workers' requests.
+    assert {scraped_count(server, STATUS_PATH) for _ in range(8)} == {before + 60}
+
+
+def add_version(store, source, version: int) -> None:
+    """Copy under a temporary name, then rename: a half-copied version is never visible."""
+    staging = store / "mnist" / f".incoming-{version}"
+    shutil.copytree(source, staging)
+    metadata = json.loads((staging / "metadata.json").read_text())
+    (staging / "metadata.json").write_text(json.dumps({**metadata, "version": version}))
+    os.rename(staging, store / "mnist" / str(version))
+
+
+def test_hup_rolls_out_a_new_version_with_zero_failed_requests(tmp_path, mnist_test):
+    shipped = ROOT / "models" / "mnist" / str(list_versions(ROOT / "models", "mnist")[-1])
+    store = tmp_path / "models"
+    (store / "mnist").mkdir(parents=True)
+    add_version(store, shipped, 1)
+    image = encode(mnist_test[0][0])
+    answers: list[tuple[int, str]] = []
+    stop = threading.Event()
+
+    def load(url: str) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + 60  # bounded even if the test fails midway
+        while not stop.is_set() and time.monotonic() < deadline:
+            response = session.post(url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
+            answers.append((response.status_code, response.json().get("model")))
+
+    with gunicorn(tmp_path / "gunicorn.log", env={"MNIST_FLASK_MODEL_DIR": str(store)}) as server:
+        threads = [threading.Thread(target=load, args=(server.url,)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(1)
+        add_version(store, shipped, 2)
+        server.process.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sum(model == "mnist:2" for _, model in answers) < 200:
+            time.sleep(0.1)
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert answers and all(status == 200 for status, _ in answers)
+    models = [model for _, model in answers]
+    assert models[0] == "mnist:1" and models[-50:] == ["mnist:2"] * 50
