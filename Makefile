@@ -2,12 +2,13 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
+PIDFILE ?= /tmp/mnist-flask-$(PORT).pid
 DATA ?= data/mnist.npz
 INSTALLED := $(VENV)/.installed
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install chromium serve test screenshots train evaluate models clean
+.PHONY: install chromium serve reload test screenshots train evaluate models clean
 
 $(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,7 +24,11 @@ chromium:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
 
 serve: $(INSTALLED)
-	PORT=$(PORT) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+	PORT=$(PORT) GUNICORN_PIDFILE=$(PIDFILE) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
+
+# Roll out the newest model version: Gunicorn starts new workers, then retires the old ones gracefully.
+reload:
+	kill -HUP $$(cat $(PIDFILE))
 
 test: $(INSTALLED) chromium
 	$(PY) -m pytest

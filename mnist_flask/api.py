@@ -65,24 +65,11 @@ def decode(data: bytes) -> Digit:
 
 
 def classify(digits: list[Digit]) -> list[dict]:
-    """One model call for the whole batch, then one answer per digit."""
-    classifier = get_classifier()
     recorded = metrics()
     with timed(recorded.inference):
-        probabilities = classifier.predict(np.stack([digit.pixels for digit in digits]))
-    answers = []
-    for digit, row in zip(digits, probabilities):
-        best = int(np.argmax(row))
-        recorded.predictions.labels(str(best)).inc()
-        answers.append(
-            {
-                "prediction": best,
-                "confidence": round(float(row[best]), 6),
-                "probabilities": [round(float(p), 6) for p in row],
-                "digit_found": digit.found,
-                "model": classifier.label,
-            }
-        )
+        answers = get_classifier().answers(digits)
+    for answer in answers:
+        recorded.predictions.labels(str(answer["prediction"])).inc()
     return answers
 
 

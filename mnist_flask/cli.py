@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import shutil
+import sys
+import tarfile
+import tempfile
 from pathlib import Path
 
 import click
 
 from . import config
-from .model import list_versions, load_classifier, read_metadata, version_dir
+from .model import METADATA_FILE, list_versions, load_classifier, read_metadata, version_dir
+from .preprocessing import ImageError, prepare_upload
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
 model_dir_option = click.option(
     "--model-dir", type=click.Path(path_type=Path), default=config.Defaults.MODEL_DIR, show_default=True
@@ -83,3 +91,98 @@ def list_models(model_dir, name):
 def show_model(model_dir, name, version):
     """One version's metadata as JSON."""
     click.echo(json.dumps(read_metadata(version_dir(model_dir, name, version)), indent=2))
+
+
+@models.command("export")
+@model_dir_option
+@name_option
+@click.option("--version", type=int, help="default: newest")
+@click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
+def export_model(model_dir, name, version, archive):
+    """Pack one version into a .tar.gz that `models import` takes on another machine."""
+    folder = version_dir(model_dir, name, version)
+    with tarfile.open(archive, "w:gz") as packed:
+        packed.add(folder, arcname=f"{name}/{folder.name}")
+    click.echo(f"exported {name}:{folder.name} to {archive}")
+
+
+@models.command("import")
+@model_dir_option
+@click.option("--version", type=int, help="store it as this version; default: the version it was exported as")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def import_model(model_dir, version, archive):
+    """Unpack an exported version into the store; it is served after the next reload."""
+    with tempfile.TemporaryDirectory() as staging, tarfile.open(archive) as packed:
+        packed.extractall(staging, filter="data")
+        found = [path.parent for path in Path(staging).glob(f"*/*/{METADATA_FILE}")]
+        if len(found) != 1:
+            raise click.ClickException(f"{archive} holds {len(found)} model versions; expected one")
+        name, exported = found[0].parent.name, found[0].name
+        target = Path(model_dir) / name / str(version or exported)
+        if target.exists():
+            raise click.ClickException(f"{target} exists already; pass --version to store it under another")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(found[0], target)
+    click.echo(f"imported {name}:{target.name} into {model_dir}")
+
+
+def image_files(paths: tuple[Path, ...]) -> list[Path]:
+    """Files as given, and the images found under folders, in a stable order."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            files += sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        else:
+            files.append(path)
+    return files
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path),
+              help="a .csv or .jsonl file; default: JSON lines on standard output")
+@model_dir_option
+@name_option
+@click.option("--version", type=int, help="default: newest")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--max-pixels", type=int, default=config.Defaults.MAX_IMAGE_PIXELS, show_default=True)
+def classify(paths, output, model_dir, name, version, batch_size, max_pixels):
+    """Classify image files and folders offline, with the server's preprocessing and model."""
+    files = image_files(paths)
+    classifier = load_classifier(model_dir, name, version)
+    rows = []
+    with click.progressbar(length=len(files), label="classifying", file=sys.stderr) as progress:
+        for start in range(0, len(files), batch_size):
+            chunk = files[start : start + batch_size]
+            rows += classify_files(classifier, chunk, max_pixels)
+            progress.update(len(chunk))
+    write_rows(rows, output)
+
+
+def classify_files(classifier, files: list[Path], max_pixels: int) -> list[dict]:
+    digits, rows = {}, {}
+    for index, path in enumerate(files):
+        try:
+            digits[index] = prepare_upload(path.read_bytes(), max_pixels)
+        except ImageError as error:
+            rows[index] = {"path": str(path), "error": str(error)}
+    if digits:
+        for index, answer in zip(digits, classifier.answers(list(digits.values()))):
+            rows[index] = {"path": str(files[index]), **answer}
+    return [rows[index] for index in range(len(files))]
+
+
+def write_rows(rows: list[dict], output: Path | None) -> None:
+    if output is not None and output.suffix == ".csv":
+        with output.open("w", newline="") as stream:
+            writer = csv.writer(stream)
+            writer.writerow(["path", "prediction", "confidence", "digit_found", "error", *[f"p{d}" for d in range(10)]])
+            for row in rows:
+                writer.writerow([row["path"], row.get("prediction", ""), row.get("confidence", ""),
+                                 row.get("digit_found", ""), row.get("error", ""), *row.get("probabilities", [""] * 10)])
+        return
+    lines = "".join(json.dumps(row) + "\n" for row in rows)
+    if output is None:
+        click.echo(lines, nl=False)
+    else:
+        output.write_text(lines)

@@ -16,6 +16,8 @@ import numpy as np
 from flask import Flask, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
+from .preprocessing import Digit
+
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
 EXTENSION = "mnist_classifier"
 
@@ -68,6 +70,22 @@ class Classifier:
     def predict(self, fields: np.ndarray) -> np.ndarray:
         batch = np.ascontiguousarray(fields, dtype=np.float32).reshape(-1, 28, 28, 1)
         return self.run(batch)
+
+    def answers(self, digits: list[Digit]) -> list[dict]:
+        """One model call for the whole batch, then the API's answer for each digit."""
+        probabilities = self.predict(np.stack([digit.pixels for digit in digits]))
+        return [answer(digit, row, self.label) for digit, row in zip(digits, probabilities)]
+
+
+def answer(digit: Digit, probabilities: np.ndarray, label: str) -> dict:
+    best = int(np.argmax(probabilities))
+    return {
+        "prediction": best,
+        "confidence": round(float(probabilities[best]), 6),
+        "probabilities": [round(float(p), 6) for p in probabilities],
+        "digit_found": digit.found,
+        "model": label,
+    }
 
 
 def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:

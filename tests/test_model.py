@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT
+from conftest import DATA, ROOT, encode
 
 from mnist_flask.config import Defaults
 from mnist_flask.model import ModelNotFound, list_versions, load_classifier, version_dir
@@ -70,3 +70,36 @@ def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
     keras = load_classifier(tmp_path, "mnist", 1, "keras").predict(fields)
     np.testing.assert_allclose(litert, keras, atol=1e-4)
     assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
+
+
+def test_classify_a_folder_offline(tmp_path, mnist_test):
+    images, labels = mnist_test
+    folder = tmp_path / "scans"
+    (folder / "more").mkdir(parents=True)
+    for index in range(5):
+        (folder / ("more" if index % 2 else "") / f"{index}.png").write_bytes(encode(255 - images[index]))
+    (folder / "z-broken.png").write_bytes(b"not an image")
+    (folder / "notes.txt").write_text("ignored: not an image suffix")
+    output = tmp_path / "out.jsonl"
+    run_cli("classify", str(folder), "--output", str(output))
+    rows = {Path(row["path"]).name: row for row in map(json.loads, output.read_text().splitlines())}
+    assert set(rows) == {"0.png", "1.png", "2.png", "3.png", "4.png", "z-broken.png"}
+    assert [rows[f"{i}.png"]["prediction"] for i in range(5)] == labels[:5].tolist()
+    assert "not an image" in rows["z-broken.png"]["error"]
+    run_cli("classify", str(folder / "0.png"), "--output", str(tmp_path / "out.csv"))
+    header, first = (tmp_path / "out.csv").read_text().splitlines()
+    assert header.startswith("path,prediction,confidence") and first.split(",")[1] == str(labels[0])
+
+
+def test_models_export_and_import(tmp_path):
+    archive = tmp_path / "mnist.tar.gz"
+    run_cli("models", "export", str(archive))
+    store = tmp_path / "store"
+    run_cli("models", "import", "--model-dir", str(store), str(archive))
+    newest = list_versions(Defaults.MODEL_DIR, "mnist")[-1]
+    assert list_versions(store, "mnist") == [newest]
+    run_cli("models", "import", "--model-dir", str(store), "--version", "7", str(archive))
+    assert list_versions(store, "mnist") == [newest, 7]
+    assert f"mnist:{newest}" in run_cli("models", "list", "--model-dir", str(store))
+    refused = subprocess.run([str(CLI), "models", "import", "--model-dir", str(store), str(archive)], capture_output=True, text=True)
+    assert refused.returncode != 0 and "exists already" in refused.stderr
