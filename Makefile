@@ -8,7 +8,13 @@ INSTALLED := $(VENV)/.installed
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: install chromium serve reload test screenshots train evaluate models clean
+# Install a Debian package unless its command is already on the PATH.
+define apt_install
+command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
+  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
+endef
+
+.PHONY: install chromium serve reload test bench upload-accuracy screenshots train evaluate models clean
 
 $(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -20,8 +26,7 @@ install: $(INSTALLED)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
 chromium:
-	command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium; }
+	$(call apt_install,chromium)
 
 serve: $(INSTALLED)
 	PORT=$(PORT) GUNICORN_PIDFILE=$(PIDFILE) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
@@ -32,6 +37,16 @@ reload:
 
 test: $(INSTALLED) chromium
 	$(PY) -m pytest
+
+# Benchmark against the FastAPI original and the framework floor (bench/results/, about 3 minutes).
+bench: $(INSTALLED)
+	$(call apt_install,wrk)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -m bench.run
+
+# Accuracy per upload style through a real Gunicorn (bench/results/upload_accuracy.md, about 3 minutes).
+upload-accuracy: $(INSTALLED)
+	$(PY) -m bench.upload_accuracy
 
 screenshots: $(INSTALLED) chromium
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from flasgger import swag_from
 from flask import Blueprint, current_app, jsonify, request, url_for
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import apispec, web
 from .metrics import metrics, timed
@@ -50,11 +50,20 @@ def read_uploads() -> list[bytes]:
                 return [upload.read() for upload in uploads]
         raise BadRequest("no file: send the image in the multipart field 'image' (or 'file')")
     if request.mimetype.startswith("image/"):
-        return [request.get_data()]
+        return [read_raw_body()]
     raise UnsupportedMediaType(
         f"Content-Type {request.mimetype or '(none)'!r} is not accepted: send multipart/form-data with "
         "the image in field 'image', or the raw image bytes with Content-Type image/*"
     )
+
+
+def read_raw_body() -> bytes:
+    """The body, refusing a chunked one that reaches the limit: Werkzeug stops reading there silently."""
+    data = request.get_data()
+    limit = current_app.config["MAX_CONTENT_LENGTH"]
+    if request.content_length is None and limit is not None and len(data) >= limit:
+        raise RequestEntityTooLarge(f"the body reached the {limit}-byte limit (MAX_CONTENT_LENGTH)")
+    return data
 
 
 def decode(data: bytes) -> Digit:

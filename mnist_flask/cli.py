@@ -39,7 +39,7 @@ def main():
 @model_dir_option
 @name_option
 @click.option("--version", type=int, help="version to write; default: newest + 1")
-@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--epochs", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--limit", type=int, help="train on the first N digits only (quick checks)")
 def train(data, model_dir, name, version, epochs, seed, limit):

@@ -39,30 +39,23 @@ def preprocess_all(images: np.ndarray) -> np.ndarray:
 
 
 def build_model():
-    """A small VGG-style CNN: > 99 % on MNIST with 10k training digits, and cheap to run."""
+    """A small CNN: 40k parameters, about 40 µs per digit in LiteRT, and on a 1,000-digit
+    validation split as accurate as a CNN with eight times the compute (docs/performance.md)."""
     import keras
     from keras import layers
 
-    def block(filters):
-        return [
-            layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.Conv2D(filters, 3, padding="same", use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.MaxPooling2D(),
-        ]
+    def conv(filters, padding="same"):
+        return [layers.Conv2D(filters, 3, padding=padding, use_bias=False), layers.BatchNormalization(), layers.ReLU()]
 
     return keras.Sequential(
         [
             keras.Input((28, 28, 1)),
-            *block(24),
-            *block(48),
-            layers.Conv2D(96, 3, use_bias=False),
-            layers.BatchNormalization(),
-            layers.ReLU(),
-            layers.GlobalAveragePooling2D(),
+            *conv(16),
+            layers.MaxPooling2D(),
+            *conv(32),
+            layers.MaxPooling2D(),
+            *conv(64, padding="valid"),
+            layers.Flatten(),
             layers.Dropout(0.3),
             layers.Dense(10, activation="softmax"),
         ],

@@ -1,0 +1,150 @@
+"""Hostile and broken input against a real Gunicorn: a clear 4xx each time, and the server keeps serving."""
+
+from __future__ import annotations
+
+import io
+import socket
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import requests
+from conftest import encode
+from PIL import Image
+
+MAX_BYTES = 4 * 1024 * 1024
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header claims ``width`` x ``height``: a decompression bomb's calling card."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 1024)) + chunk(b"IEND", b"")
+
+
+def huge_blank_png(side: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("1", (side, side)).save(buffer, "PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def truncated(data: bytes) -> bytes:
+    return data[: len(data) * 2 // 3]
+
+
+def sample_jpeg() -> bytes:
+    return encode(np.tile(np.arange(64, dtype=np.uint8) * 4, (64, 1)), "JPEG", quality=95)
+
+
+UPLOADS = {
+    "zero_bytes": (b"", 400, "empty"),
+    "text_named_png": (b"just some text\n" * 20, 400, "not an image"),
+    "pdf_named_png": (b"%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", 400, "not an image"),
+    "truncated_jpeg": (None, 400, "truncated"),
+    "truncated_png": (None, 400, "truncated"),
+    "bomb_png_100000x100000": (png_declaring(100_000, 100_000), 413, "limit"),
+    "one_by_one": (encode(np.zeros((1, 1))), 400, "at least 8"),
+    "real_20000x20000": (huge_blank_png(20_000), 413, "400000000 pixels"),
+}
+
+
+@pytest.mark.parametrize("name", UPLOADS)
+def test_hostile_upload(server, name, mnist_test):
+    data, status, words = UPLOADS[name]
+    if name == "truncated_jpeg":
+        data = truncated(sample_jpeg())
+    if name == "truncated_png":
+        data = truncated(encode(np.tile(mnist_test[0][0], (6, 6))))
+    response = requests.post(server.url + "/prediction", files={"image": ("upload.png", data)}, timeout=30)
+    assert response.status_code == status, response.text
+    assert words in response.json()["error"]
+    still = requests.post(server.url + "/prediction", files={"image": ("ok.png", encode(mnist_test[0][0]))}, timeout=10)
+    assert still.status_code == 200
+
+
+def raw_request(server, head: bytes, body: bytes = b"", chunks: list[bytes] | None = None) -> tuple[int, bytes]:
+    """Send bytes as they are (no client library tidying them up) and read the status line and body."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=20) as connection:
+        connection.sendall(head + body)
+        for chunk in chunks or []:
+            try:
+                connection.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            except (BrokenPipeError, ConnectionResetError):
+                break  # the server answered and closed early, as it should for an oversize body
+        response = b""
+        while True:
+            try:
+                data = connection.recv(65536)
+            except ConnectionResetError:
+                break
+            if not data:
+                break
+            response += data
+    status = int(response.split(b" ", 2)[1])
+    return status, response.split(b"\r\n\r\n", 1)[-1]
+
+
+def multipart_head(server, content_type: bytes, length: int) -> bytes:
+    return (b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: %s\r\n"
+            b"Content-Length: %d\r\n\r\n" % (content_type, length))  # fmt: skip
+
+
+def test_multipart_without_boundary(server):
+    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc\r\n--x--\r\n'
+    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data", len(body)), body)
+    assert status == 400 and b"error" in answer
+
+
+def test_multipart_with_a_broken_boundary(server):
+    body = b'--other\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc\r\n--other--\r\n'
+    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    assert status == 400 and b"error" in answer
+
+
+def test_hundreds_of_parts(server):
+    parts = b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(500))
+    body = parts + b"--x--\r\n"
+    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    assert status == 413 and b"error" in answer
+
+
+def test_huge_field_name_in_a_part(server):
+    name = b"n" * 200_000
+    body = b'--x\r\nContent-Disposition: form-data; name="' + name + b'"; filename="a"\r\n\r\nv\r\n--x--\r\n'
+    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    assert 400 <= status < 500 and b"error" in answer
+
+
+def test_huge_http_header(server):
+    head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100_000 + b"\r\nConnection: close\r\n\r\n"
+    status, _ = raw_request(server, head)
+    assert status == 431  # Gunicorn refuses it before the app sees it (limit_request_field_size)
+
+
+def test_json_body_to_the_upload_endpoint(server):
+    response = requests.post(server.url + "/prediction", json={"image": "aGVsbG8="}, timeout=10)
+    assert response.status_code == 415 and "multipart/form-data" in response.json()["error"]
+
+
+def test_wrong_method(server):
+    response = requests.put(server.url + "/prediction", data=b"x", timeout=10)
+    assert response.status_code == 405 and response.json()["error"]
+
+
+def test_upload_over_the_limit_with_content_length(server):
+    response = requests.post(server.url + "/prediction", files={"image": ("big.png", bytes(MAX_BYTES + 1000))}, timeout=30)
+    assert response.status_code == 413 and response.json()["error"]
+
+
+@pytest.mark.parametrize("content_type", [b"image/png", b"multipart/form-data; boundary=x"])
+def test_upload_over_the_limit_chunked(server, content_type):
+    head = (b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
+            b"Content-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % content_type)  # fmt: skip
+    part = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
+    status, answer = raw_request(server, head, chunks=[part] + [bytes(256 * 1024)] * 20 + [b""])
+    assert status == 413 and b"error" in answer
