@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 from flasgger import swag_from
 from flask import Blueprint, current_app, jsonify, request, url_for
+from werkzeug.routing import BaseConverter
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import apispec, web
@@ -16,6 +17,17 @@ from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 bp = Blueprint("api", __name__)
 
 UPLOAD_FIELDS = ("image", "file")
+
+
+class ModelName(BaseConverter):
+    """A model name has no colon, so ``/v1/models/mnist:predict`` never matches the status route."""
+
+    regex = r"[^/:]+"
+
+
+@bp.record_once
+def register_converter(state) -> None:
+    state.app.url_map.converters["model"] = ModelName
 
 
 @bp.get("/")
@@ -96,7 +108,7 @@ def classify_each(uploads: list[bytes]) -> list[dict]:
     return [answers.get(index) or failures[index] for index in range(len(uploads))]
 
 
-@bp.post("/v1/models/<name>:predict")
+@bp.post("/v1/models/<model:name>:predict")
 @swag_from(apispec.TFSERVING_PREDICT)
 def tfserving_predict(name: str):
     """TensorFlow Serving's REST predict, so its existing clients can point here unchanged."""
@@ -135,7 +147,7 @@ def named_classifier(name: str) -> Classifier:
     return classifier
 
 
-@bp.get("/v1/models/<name>")
+@bp.get("/v1/models/<model:name>")
 @swag_from(apispec.MODEL_STATUS)
 def model_status(name: str):
     """TensorFlow Serving's model status: the served version and its state."""
@@ -154,7 +166,7 @@ def model_status(name: str):
     )
 
 
-@bp.get("/v1/models/<name>/metadata")
+@bp.get("/v1/models/<model:name>/metadata")
 @swag_from(apispec.MODEL_METADATA)
 def model_metadata(name: str):
     """The input/output signature, in TensorFlow Serving's shape, plus the model's own metadata."""

@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.harness import ROOT, gunicorn
 from mnist_flask.model import list_versions
 
-STATUS_PATH = "/v1/models/<name>"
+STATUS_PATH = "/v1/models/<model:name>"
 
 
 def scraped_count(server, endpoint: str) -> float:
