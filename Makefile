@@ -14,7 +14,7 @@ command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 endef
 
-.PHONY: install chromium serve reload test bench upload-accuracy screenshots train evaluate models clean
+.PHONY: install chromium serve reload test soak bench upload-accuracy screenshots train evaluate models clean
 
 $(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -47,6 +47,10 @@ bench: $(INSTALLED)
 # Accuracy per upload style through a real Gunicorn (bench/results/upload_accuracy.md, about 3 minutes).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m bench.upload_accuracy
+
+# Minutes of steady load: zero errors and flat worker memory (SOAK_SECONDS, default 180).
+soak: $(INSTALLED)
+	$(PY) -m pytest -m slow -s tests/test_soak.py
 
 screenshots: $(INSTALLED) chromium
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py

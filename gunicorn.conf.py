@@ -11,8 +11,11 @@ from gunicorn.glogging import Logger
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: a request is CPU-bound, so more workers than cores only queue (bench/).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-# Sync workers: the fastest measured class for sub-millisecond CPU-bound requests (docs/performance.md).
-worker_class = "sync"
+# Threaded workers: a slow client ties up one thread, not a whole worker (docs/reliability.md), at
+# the same throughput as sync workers (docs/performance.md); keep-alive connections are reused.
+worker_class = "gthread"
+# Threads per worker: requests are CPU-bound, so these are slots for slow or idle clients, not speed.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
 # A request takes milliseconds; a worker silent this long is stuck (or fed by a slow client) and is replaced.

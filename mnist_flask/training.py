@@ -16,7 +16,7 @@ import numpy as np
 from .model import KERAS_FILE, METADATA_FILE, TFLITE_FILE, list_versions
 from .preprocessing import to_mnist
 
-VALIDATION_SIZE = 1000  # held out of x_train for early stopping; x_test is never seen in training
+VALIDATION_SIZE = 1000  # held out of x_train to watch training; x_test is never seen in training
 
 
 def load_mnist(path: str | None):
@@ -131,7 +131,6 @@ def train(
         dataset,
         epochs=epochs,
         validation_data=(x[valid], y_train[valid]),
-        callbacks=[keras.callbacks.EarlyStopping("val_accuracy", patience=8, restore_best_weights=True)],
         verbose=2,
     )
     folder = Path(model_dir) / name / str(version or (max(list_versions(model_dir, name), default=0) + 1))

@@ -1,0 +1,139 @@
+"""Faults under load against real Gunicorn: killed workers, slow clients, graceful shutdown.
+
+Every load here targets 127.0.0.1 only, is bounded in requests and seconds, and stops by itself.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import threading
+import time
+
+import numpy as np
+import requests
+from conftest import encode
+from PIL import Image
+
+from bench.harness import gunicorn
+
+
+class Load:
+    """Threads posting one image in a loop until stopped, or until their deadline, whichever first."""
+
+    def __init__(self, url: str, image: bytes, threads: int = 4, seconds: float = 30):
+        self.url, self.image, self.seconds = url, image, seconds
+        self.ok, self.failed = 0, []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + self.seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                status = session.post(self.url + "/prediction", files={"image": ("d.png", self.image)}, timeout=10).status_code
+            except requests.RequestException as error:
+                status = type(error).__name__
+            with self.lock:
+                if status == 200:
+                    self.ok += 1
+                else:
+                    self.failed.append(status)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+
+def test_a_killed_worker_is_replaced_and_service_continues(tmp_path, mnist_test):
+    image = encode(mnist_test[0][0])
+    with gunicorn(tmp_path / "gunicorn.log") as server:
+        master, *workers = server.pids()
+        with Load(server.url, image) as load:
+            time.sleep(1.5)
+            os.kill(workers[0], signal.SIGKILL)
+            time.sleep(3)
+        replaced = server.pids()[1:]
+        assert len(replaced) == 2 and workers[0] not in replaced
+        assert load.ok > 100
+        assert len(load.failed) <= 4, load.failed  # at most the killed worker's in-flight request per thread
+        assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+
+
+def dribble(url: str, seconds: float, stop: threading.Event) -> None:
+    """A slow client: announces an upload, then sends it one byte every 200 ms."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as connection:
+        connection.sendall(b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+        deadline = time.monotonic() + seconds
+        while not stop.is_set() and time.monotonic() < deadline:
+            try:
+                connection.sendall(b"\0")
+            except OSError:
+                return  # the server gave up on us: that is the protection working
+            time.sleep(0.2)
+
+
+def test_slow_clients_do_not_take_the_pool_down(tmp_path, mnist_test):
+    image = encode(mnist_test[0][0])
+    with gunicorn(tmp_path / "gunicorn.log") as server:
+        stop = threading.Event()
+        slow = [threading.Thread(target=dribble, args=(server.url, 12, stop)) for _ in range(4)]
+        for client in slow:
+            client.start()
+        time.sleep(1)
+        latencies = []
+        for _ in range(20):
+            started = time.monotonic()
+            response = requests.post(server.url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
+            latencies.append(time.monotonic() - started)
+            assert response.status_code == 200
+        stop.set()
+        for client in slow:
+            client.join()
+    assert max(latencies) < 2
+
+
+def big_batch(mnist_test, count: int = 48) -> list[tuple[str, bytes]]:
+    """A request that takes a while to answer: many large pictures in one upload."""
+    files = []
+    for index in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(255 - mnist_test[0][index]).resize((600, 600)).save(buffer, "PNG")
+        files.append(("image", (f"{index}.png", buffer.getvalue())))
+    return files
+
+
+def test_sigterm_lets_in_flight_requests_finish(tmp_path, mnist_test):
+    files = big_batch(mnist_test)
+    outcome = {}
+    with gunicorn(tmp_path / "gunicorn.log") as server:
+        started = time.monotonic()
+        timed = requests.post(server.url + "/prediction", files=files, timeout=30)
+        assert timed.status_code == 200
+        duration = time.monotonic() - started
+
+        def post_batch():
+            outcome["response"] = requests.post(server.url + "/prediction", files=files, timeout=30)
+
+        in_flight = threading.Thread(target=post_batch)
+        in_flight.start()
+        time.sleep(duration / 2)
+        server.process.send_signal(signal.SIGTERM)
+        in_flight.join()
+        server.process.wait(timeout=35)
+    response = outcome["response"]
+    assert response.status_code == 200
+    assert [p["prediction"] for p in response.json()["predictions"]] == mnist_test[1][: len(files)].tolist()
+    assert server.process.returncode == 0
+    assert np.isclose(duration, duration)  # the batch really took time: SIGTERM came mid-request
