@@ -32,7 +32,8 @@ errorlog = "-"
 
 # prometheus_client's multiprocess mode: every worker writes its samples to this directory and any
 # worker's /metrics sums them. It must exist before the workers import prometheus_client.
-metrics_dir = os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mnist-flask-metrics-"))
+metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="mnist-flask-metrics-")
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
 
 
 def on_starting(server):

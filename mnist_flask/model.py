@@ -74,18 +74,18 @@ class Classifier:
     def answers(self, digits: list[Digit]) -> list[dict]:
         """One model call for the whole batch, then the API's answer for each digit."""
         probabilities = self.predict(np.stack([digit.pixels for digit in digits]))
-        return [answer(digit, row, self.label) for digit, row in zip(digits, probabilities)]
-
-
-def answer(digit: Digit, probabilities: np.ndarray, label: str) -> dict:
-    best = int(np.argmax(probabilities))
-    return {
-        "prediction": best,
-        "confidence": round(float(probabilities[best]), 6),
-        "probabilities": [round(float(p), 6) for p in probabilities],
-        "digit_found": digit.found,
-        "model": label,
-    }
+        best = probabilities.argmax(axis=1).tolist()
+        rounded = np.round(probabilities, 6).tolist()
+        return [
+            {
+                "prediction": digit_best,
+                "confidence": row[digit_best],
+                "probabilities": row,
+                "digit_found": digit.found,
+                "model": self.label,
+            }
+            for digit, digit_best, row in zip(digits, best, rounded)
+        ]
 
 
 def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
@@ -97,12 +97,14 @@ def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     input_index = interpreter.get_input_details()[0]["index"]
     output_index = interpreter.get_output_details()[0]["index"]
     lock = threading.Lock()  # one interpreter, so threaded workers take turns
+    allocated = [tuple(interpreter.get_input_details()[0]["shape"])]
 
     def run(batch: np.ndarray) -> np.ndarray:
         with lock:
-            if tuple(interpreter.get_input_details()[0]["shape"]) != batch.shape:
+            if allocated[0] != batch.shape:
                 interpreter.resize_tensor_input(input_index, batch.shape)
                 interpreter.allocate_tensors()
+                allocated[0] = batch.shape
             interpreter.set_tensor(input_index, batch)
             interpreter.invoke()
             return interpreter.get_tensor(output_index).copy()

@@ -14,6 +14,8 @@ from .preprocessing import Digit
 
 def wants_html() -> bool:
     """True for browsers (they rank text/html first); curl's ``*/*`` and API clients get JSON."""
+    if "html" not in request.headers.get("Accept", ""):  # most API calls: skip parsing the header
+        return False
     return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
 
 
