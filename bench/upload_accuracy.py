@@ -64,7 +64,7 @@ def table(rows, no_digit: dict[str, bool], per_style: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--per-style", type=int, default=1000)
+    parser.add_argument("--per-style", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, gunicorn(Path(tmp) / "gunicorn.log") as server:
