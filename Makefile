@@ -44,8 +44,9 @@ bench: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 
-# Accuracy per upload style through a real Gunicorn (bench/results/upload_accuracy.md, about 3 minutes).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~8 min).
 upload-accuracy: $(INSTALLED)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy
 
 # Minutes of steady load: zero errors and flat worker memory (SOAK_SECONDS, default 180).

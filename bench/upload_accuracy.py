@@ -1,9 +1,10 @@
-"""Accuracy per upload style through the real HTTP endpoint of a real Gunicorn.
+"""Accuracy per upload style through the real HTTP endpoints of mnist_flask and of the reference app.
 
-    python -m bench.upload_accuracy [--per-style 1000] [--seed 0]
+    python -m bench.upload_accuracy [--per-style 2000] [--seed 0]
 
 Digits come from x_test only; each style renders them as a person's upload would look
-(mnist_flask/upload_styles.py). Writes bench/results/upload_accuracy.md and prints it.
+(mnist_flask/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
+reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md.
 """
 
 from __future__ import annotations
@@ -11,12 +12,14 @@ from __future__ import annotations
 import argparse
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 
 import numpy as np
 import requests
 
-from bench.harness import ROOT, gunicorn
+from bench.harness import ROOT, free_port, gunicorn, serving
+from bench.run import server_commands
 from mnist_flask.upload_styles import STYLES, generate, no_digit_pictures
 
 TARGETS = {"mnist": 0.99}
@@ -29,31 +32,46 @@ def post_all(url: str, pictures: list[tuple[bytes, str]]) -> list[dict]:
     def post(picture):
         data, content_type = picture
         response = session.post(url + "/prediction", files={"image": ("upload", data, content_type)}, timeout=30)
-        response.raise_for_status()
-        return response.json()
+        return response.json() if response.ok else {"prediction": None, "status": response.status_code}
 
     with ThreadPoolExecutor(4) as pool:
         return list(pool.map(post, pictures))
 
 
-def measure(url: str, per_style: int, seed: int) -> list[tuple[str, float, float, float]]:
+def accuracy(answers: list[dict], labels: np.ndarray) -> float:
+    return float(np.mean([answer["prediction"] == label for answer, label in zip(answers, labels)]))
+
+
+def measure(urls: dict[str, str], per_style: int, seed: int) -> list[dict]:
     with np.load(ROOT / "data" / "mnist.npz") as data:
         images, labels = data["x_test"], data["y_test"]
     chosen = np.random.default_rng(seed).choice(len(images), per_style, replace=False)
     rows = []
     for style in STYLES:
-        answers = post_all(url, generate(style, images[chosen], seed))
-        correct = np.mean([a["prediction"] == label for a, label in zip(answers, labels[chosen])])
-        found = np.mean([a["digit_found"] for a in answers])
-        rows.append((style, correct, found, TARGETS.get(style, DEFAULT_TARGET)))
+        pictures = generate(style, images[chosen], seed)
+        answers = {name: post_all(url, pictures) for name, url in urls.items()}
+        rows.append(
+            {
+                "style": style,
+                "mnist_flask": accuracy(answers["mnist_flask"], labels[chosen]),
+                "found": float(np.mean([a["digit_found"] for a in answers["mnist_flask"]])),
+                "reference": accuracy(answers["reference"], labels[chosen]),
+                "target": TARGETS.get(style, DEFAULT_TARGET),
+            }
+        )
+        print(rows[-1], flush=True)
     return rows
 
 
-def table(rows, no_digit: dict[str, bool], per_style: int) -> str:
+def table(rows: list[dict], no_digit: dict[str, bool], per_style: int) -> str:
     lines = [
-        f"| style | accuracy ({per_style} x_test digits) | digit found | target |",
-        "|---|---|---|---|",
-        *[f"| {style} | {acc:.2%} | {found:.1%} | ≥ {target:.0%} {'✓' if acc >= target else '✗'} |" for style, acc, found, target in rows],
+        f"| style ({per_style} x_test digits each) | mnist_flask | digit found | target | reference FastAPI app |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {r['style']} | **{r['mnist_flask']:.2%}** | {r['found']:.1%} | "
+            f"≥ {r['target']:.0%} {'✓' if r['mnist_flask'] >= r['target'] else '✗'} | {r['reference']:.2%} |"
+            for r in rows
+        ],
         "",
         "| picture with no digit | digit_found |",
         "|---|---|",
@@ -67,10 +85,14 @@ def main() -> None:
     parser.add_argument("--per-style", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, gunicorn(Path(tmp) / "gunicorn.log") as server:
-        rows = measure(server.url, args.per_style, args.seed)
+    with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
+        ours = stack.enter_context(gunicorn(Path(tmp) / "gunicorn.log"))
+        port = free_port()
+        command, env = server_commands(port, "reference_fastapi")
+        reference = stack.enter_context(serving(command, port, Path(tmp) / "reference.log", env=env))
+        rows = measure({"mnist_flask": ours.url, "reference": reference.url}, args.per_style, args.seed)
         pictures = no_digit_pictures(args.seed)
-        flags = post_all(server.url, [(data, "image/png") for data in pictures.values()])
+        flags = post_all(ours.url, [(data, "image/png") for data in pictures.values()])
         no_digit = {name: answer["digit_found"] for name, answer in zip(pictures, flags)}
     report = table(rows, no_digit, args.per_style)
     out = ROOT / "bench" / "results" / "upload_accuracy.md"
