@@ -152,18 +152,16 @@ def named_classifier(name: str) -> Classifier:
 def model_status(name: str):
     """TensorFlow Serving's model status: the served version and its state."""
     slot = model_slot()
-    if slot.classifier is None:
-        if name != current_app.config["MODEL_NAME"]:
-            raise NotFound(f"no model named {name!r}")
-        state = {"version": str(current_app.config["MODEL_VERSION"] or ""), "state": "UNAVAILABLE"}
-        return jsonify(model_version_status=[{**state, "status": {"error_code": "UNAVAILABLE", "error_message": slot.problem}}])
+    if slot.classifier is None and name == current_app.config["MODEL_NAME"]:
+        status = version_status(current_app.config["MODEL_VERSION"] or "", "UNAVAILABLE", slot.problem)
+        return jsonify(model_version_status=[status])
     classifier = named_classifier(name)
-    return jsonify(
-        model_version_status=[
-            {"version": str(classifier.version), "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
-        ],
-        backend=classifier.backend,
-    )
+    return jsonify(model_version_status=[version_status(classifier.version, "AVAILABLE")], backend=classifier.backend)
+
+
+def version_status(version, state: str, problem: str | None = None) -> dict:
+    error = {"error_code": "UNAVAILABLE" if problem else "OK", "error_message": problem or ""}
+    return {"version": str(version), "state": state, "status": error}
 
 
 @bp.get("/v1/models/<model:name>/metadata")
@@ -171,16 +169,19 @@ def model_status(name: str):
 def model_metadata(name: str):
     """The input/output signature, in TensorFlow Serving's shape, plus the model's own metadata."""
     classifier = named_classifier(name)
-    tensor = lambda *dims: {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": str(d)} for d in dims]}}  # noqa: E731
     signature = {
-        "inputs": {"input": {"name": "input", **tensor(-1, FIELD, FIELD, 1)}},
-        "outputs": {"probabilities": {"name": "probabilities", **tensor(-1, 10)}},
+        "inputs": {"input": {"name": "input", **tensor_info(-1, FIELD, FIELD, 1)}},
+        "outputs": {"probabilities": {"name": "probabilities", **tensor_info(-1, 10)}},
         "method_name": "tensorflow/serving/predict",
     }
     return jsonify(
         model_spec={"name": classifier.name, "version": str(classifier.version), "signature_name": ""},
         metadata={"signature_def": {"signature_def": {"serving_default": signature}}, "model": classifier.metadata},
     )
+
+
+def tensor_info(*dims: int) -> dict:
+    return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": str(size)} for size in dims]}}
 
 
 @bp.app_errorhandler(ImageError)
@@ -192,7 +193,7 @@ def image_error(error: ImageError):
 @bp.app_errorhandler(HTTPException)
 def http_error(error: HTTPException):
     """Every HTTP error as ``{"error": ...}``, or as the page's own message for a browser form."""
-    metrics().errors.labels(type(error).__name__).inc()
+    metrics().errors.labels(error.name.lower().replace(" ", "_")).inc()
     headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
     return error_response(error.code or 500, error.description or error.name, headers)
 

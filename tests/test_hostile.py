@@ -66,6 +66,14 @@ def test_hostile_upload(server, name, mnist_test):
     assert still.status_code == 200
 
 
+def test_the_largest_accepted_picture_is_answered(server, mnist_test):
+    """25 megapixels is the default limit: a picture that size is decoded and answered, not refused."""
+    page = np.full((5000, 5000), 255, np.uint8)
+    page[2000:3120, 2000:3120] = 255 - np.kron(mnist_test[0][0], np.ones((40, 40), np.uint8))
+    response = requests.post(server.url + "/prediction", files={"image": ("big.png", encode(page))}, timeout=30)
+    assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][0]
+
+
 def raw_request(server, head: bytes, body: bytes = b"", chunks: list[bytes] | None = None) -> tuple[int, bytes]:
     """Send bytes as they are (no client library tidying them up) and read the status line and body."""
     host, port = server.url.removeprefix("http://").split(":")
