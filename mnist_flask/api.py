@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEnti
 
 from . import apispec, web
 from .metrics import metrics, timed
-from .model import Classifier, get_classifier, model_slot
+from .model import Classifier, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 
 bp = Blueprint("api", __name__)
@@ -120,7 +120,7 @@ def tfserving_predict(name: str):
     batch = tensor_batch(body[key])
     with timed(metrics().inference):
         probabilities = classifier.predict(batch)
-    return jsonify({"predictions" if key == "instances" else "outputs": np.round(probabilities, 6).tolist()})
+    return jsonify({"predictions" if key == "instances" else "outputs": rounded_probabilities(probabilities)})
 
 
 def tensor_batch(values) -> np.ndarray:

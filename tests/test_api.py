@@ -50,6 +50,7 @@ def test_answer_has_the_documented_shape(client, mnist_test, app):
     assert answer["confidence"] == max(answer["probabilities"])
     assert answer["prediction"] == int(np.argmax(answer["probabilities"]))
     assert answer["digit_found"] is True
+    assert all(len(repr(p).split(".")[-1]) <= 6 for p in answer["probabilities"])  # six decimals at most
 
 
 @pytest.mark.parametrize("field", ["image", "file"])
