@@ -38,13 +38,13 @@ reload:
 test: $(INSTALLED) chromium
 	$(PY) -m pytest
 
-# Benchmark against the FastAPI original and the framework floor (bench/results/, about 3 minutes).
+# Benchmark against the FastAPI original and the framework floors (bench/results/, about 7 minutes).
 bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 
-# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~8 min).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~9 min).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy
