@@ -31,13 +31,13 @@ def scraped_count(server, endpoint: str) -> float:
 def test_metrics_are_summed_over_both_workers(server):
     before = scraped_count(server, STATUS_PATH)
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(lambda _: requests.get(server.url + "/v1/models/mnist", timeout=5).status_code, range(60)))
-    assert statuses == [200] * 60
+        statuses = list(pool.map(lambda _: requests.get(server.url + "/v1/models/mnist", timeout=5).status_code, range(200)))
+    assert statuses == [200] * 200
     served_by = {json.loads(line)["pid"] for line in server.access_log().splitlines()
                  if line.startswith("{") and json.loads(line)["path"] == "/v1/models/mnist"}  # fmt: skip
     assert len(served_by) == 2
     # Whichever worker answers the scrape, it reports both workers' requests.
-    assert {scraped_count(server, STATUS_PATH) for _ in range(8)} == {before + 60}
+    assert {scraped_count(server, STATUS_PATH) for _ in range(8)} == {before + 200}
 
 
 def add_version(store, source, version: int) -> None:
