@@ -18,9 +18,4 @@ class Defaults:
     MAX_FORM_PARTS = MAX_BATCH + 6  # multipart parts per request: the images and a few form fields
     MAX_IMAGE_PIXELS = 25_000_000  # width x height, checked from the header before decoding
 
-    SWAGGER = {
-        "title": "mnist_flask",
-        "uiversion": 3,
-        "openapi": None,
-        "specs_route": "/apidocs/",
-    }
+    SWAGGER = {"title": "mnist_flask", "uiversion": 3, "specs_route": "/apidocs/"}  # flasgger

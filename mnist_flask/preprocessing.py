@@ -148,7 +148,7 @@ def paper_level(ink: np.ndarray) -> np.ndarray:
     a coarse copy, since paper and light vary slowly.
     """
     scale = COARSE_SIDE / max(ink.shape)
-    coarse = ndimage.zoom(ink, scale, order=1, grid_mode=True, mode="nearest")
+    coarse = ndimage.zoom(ink, [max(scale, 1 / side) for side in ink.shape], order=1, grid_mode=True, mode="nearest")
     level = np.full_like(coarse, np.median(coarse))
     for _ in range(2):  # the second pass re-marks ink once the first has flattened the lighting
         residual = (coarse - level) / 255

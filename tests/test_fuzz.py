@@ -20,7 +20,7 @@ schema = schemathesis.openapi.from_dict(SPEC)
 
 
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 def test_api_matches_its_spec_and_never_fails(case, server):
     """No 5xx, and every answer's status, content type and body match the documented schema.
 
@@ -48,13 +48,13 @@ def check_decoder(data: bytes) -> None:
 
 
 @given(st.binary(max_size=4096))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 def test_random_bytes_only_raise_image_error(data):
     check_decoder(data)
 
 
 @given(st.sampled_from(valid_images()), st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=12), st.integers(0, 10**6))
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True)
 def test_mutated_images_only_raise_image_error(image, flips, cut):
     data = bytearray(image)
     for position, value in flips:

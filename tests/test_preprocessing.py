@@ -47,6 +47,15 @@ def test_noise_is_flagged():
     assert not to_mnist(noise).found
 
 
+@pytest.mark.parametrize("shape", [(8, 3000), (3000, 8), (9, 257)])
+def test_very_elongated_pictures(shape):
+    """Found by the decoder fuzzer: a strip this thin once shrank to zero rows in the lighting estimate."""
+    strip = np.full(shape, 255.0)
+    strip[2:6, 2:6] = 0
+    digit = to_mnist(strip)
+    assert digit.pixels.shape == (28, 28) and np.isfinite(digit.pixels).all()
+
+
 def test_pixel_limit_is_checked_before_decoding():
     with pytest.raises(ImageTooLarge, match="limit"):
         open_image(encode(np.zeros((300, 300))), max_pixels=300 * 299)
