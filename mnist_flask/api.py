@@ -11,7 +11,7 @@ from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEnti
 
 from . import apispec, web
 from .metrics import metrics, timed
-from .model import Classifier, get_classifier, model_slot, rounded_probabilities
+from .model import Classifier, classify_each, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 
 bp = Blueprint("api", __name__)
@@ -44,7 +44,7 @@ def root():
 def prediction():
     uploads = read_uploads()
     if len(uploads) > 1:
-        return jsonify(predictions=classify_each(uploads), model=get_classifier().label)
+        return jsonify(predictions=classify_each(uploads, decode, classify), model=get_classifier().label)
     digit = decode(uploads[0])
     answer = classify([digit])[0]
     browser = web.wants_html()
@@ -81,8 +81,12 @@ def read_raw_body() -> bytes:
 def decode(data: bytes) -> Digit:
     recorded = metrics()
     recorded.upload.observe(len(data))
-    with timed(recorded.decode):
-        return prepare_upload(data, current_app.config["MAX_IMAGE_PIXELS"])
+    try:
+        with timed(recorded.decode):
+            return prepare_upload(data, current_app.config["MAX_IMAGE_PIXELS"])
+    except ImageError as error:
+        recorded.errors.labels(error.kind).inc()
+        raise
 
 
 def classify(digits: list[Digit]) -> list[dict]:
@@ -92,20 +96,6 @@ def classify(digits: list[Digit]) -> list[dict]:
     for answer in answers:
         recorded.predictions.labels(str(answer["prediction"])).inc()
     return answers
-
-
-def classify_each(uploads: list[bytes]) -> list[dict]:
-    """Answers in upload order; an unreadable image gets its own error and spoils no other."""
-    digits: dict[int, Digit] = {}
-    failures: dict[int, dict] = {}
-    for index, data in enumerate(uploads):
-        try:
-            digits[index] = decode(data)
-        except ImageError as error:
-            metrics().errors.labels(error.kind).inc()
-            failures[index] = {"error": str(error), "status": error.status}
-    answers = dict(zip(digits, classify(list(digits.values())))) if digits else {}
-    return [answers.get(index) or failures[index] for index in range(len(uploads))]
 
 
 @bp.post("/v1/models/<model:name>:predict")
@@ -186,7 +176,6 @@ def tensor_info(*dims: int) -> dict:
 
 @bp.app_errorhandler(ImageError)
 def image_error(error: ImageError):
-    metrics().errors.labels(error.kind).inc()
     return error_response(error.status, str(error))
 
 

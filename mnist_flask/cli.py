@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 
 from . import config
-from .model import METADATA_FILE, list_versions, load_classifier, read_metadata, version_dir
-from .preprocessing import ImageError, prepare_upload
+from .model import METADATA_FILE, classify_each, list_versions, load_classifier, read_metadata, version_dir
+from .preprocessing import prepare_upload
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
@@ -160,16 +160,8 @@ def classify(paths, output, model_dir, name, version, batch_size, max_pixels):
 
 
 def classify_files(classifier, files: list[Path], max_pixels: int) -> list[dict]:
-    digits, rows = {}, {}
-    for index, path in enumerate(files):
-        try:
-            digits[index] = prepare_upload(path.read_bytes(), max_pixels)
-        except ImageError as error:
-            rows[index] = {"path": str(path), "error": str(error)}
-    if digits:
-        for index, answer in zip(digits, classifier.answers(list(digits.values()))):
-            rows[index] = {"path": str(files[index]), **answer}
-    return [rows[index] for index in range(len(files))]
+    answers = classify_each(files, lambda path: prepare_upload(path.read_bytes(), max_pixels), classifier.answers)
+    return [{"path": str(path), **answer} for path, answer in zip(files, answers)]
 
 
 def write_rows(rows: list[dict], output: Path | None) -> None:

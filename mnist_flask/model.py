@@ -16,7 +16,7 @@ import numpy as np
 from flask import Flask, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
-from .preprocessing import Digit
+from .preprocessing import Digit, ImageError
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
 EXTENSION = "mnist_classifier"
@@ -86,6 +86,20 @@ class Classifier:
             }
             for digit, digit_best, row in zip(digits, best, rounded)
         ]
+
+
+def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[[list[Digit]], list[dict]]) -> list[dict]:
+    """Answers in input order from one model call; an unreadable picture gets its own error
+    (``{"error", "status"}``) and spoils no other."""
+    digits: dict[int, Digit] = {}
+    failures: dict[int, dict] = {}
+    for index, item in enumerate(items):
+        try:
+            digits[index] = decode(item)
+        except ImageError as error:
+            failures[index] = {"error": str(error), "status": error.status}
+    answers = dict(zip(digits, classify(list(digits.values())))) if digits else {}
+    return [answers.get(index) or failures[index] for index in range(len(items))]
 
 
 def rounded_probabilities(probabilities: np.ndarray) -> list[list[float]]:
