@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
 from conftest import encode
+from PIL import Image
 
-from mnist_flask.preprocessing import ImageError, ImageTooLarge, open_image, prepare_upload, to_mnist
+from mnist_flask.preprocessing import (
+    ImageError,
+    ImageTooLarge,
+    open_image,
+    plain_jpeg,
+    prepare_upload,
+    read_luminance,
+    to_grayscale,
+    to_mnist,
+)
 
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
@@ -56,9 +68,45 @@ def test_very_elongated_pictures(shape):
     assert digit.pixels.shape == (28, 28) and np.isfinite(digit.pixels).all()
 
 
-def test_pixel_limit_is_checked_before_decoding():
+@pytest.mark.parametrize("format", ["PNG", "JPEG"])
+def test_pixel_limit_is_checked_before_decoding(format):
     with pytest.raises(ImageTooLarge, match="limit"):
-        open_image(encode(np.zeros((300, 300))), max_pixels=300 * 299)
+        prepare_upload(encode(np.zeros((300, 300)), format), max_pixels=300 * 299)
+
+
+def photo(height: int, width: int) -> np.ndarray:
+    """A dark digit-like ring on unevenly lit, tinted paper, in colour."""
+    rows, cols = np.mgrid[0:height, 0:width]
+    paper = 200 + 40 * cols / width
+    radius = np.hypot(rows - height / 2, cols - width / 2)
+    ring = np.abs(radius - min(height, width) / 4) < min(height, width) / 30
+    gray = np.where(ring, 40, paper)
+    return np.stack([gray, gray * 0.95, gray * 0.85], axis=-1)
+
+
+@pytest.mark.parametrize(
+    "pixels, mode",
+    [(np.tile(np.arange(28, dtype=np.uint8) * 9, (28, 1)), "L"), (photo(40, 60), "RGB"), (photo(900, 1200), "RGB"),
+     (photo(3000, 260), "L")],
+    ids=["mnist-size grey", "small colour", "large colour (DCT-scaled)", "tall grey"],
+)  # fmt: skip
+def test_plain_jpegs_read_the_same_as_through_pillow(pixels, mode):
+    """libjpeg-turbo's grey output is the luminance Pillow computes, at the same scale."""
+    data = encode(pixels, "JPEG", mode=mode, quality=92)
+    assert plain_jpeg(data)
+    fast, pillow = read_luminance(data, 10**8), to_grayscale(open_image(data, 10**8))
+    assert fast.shape == pillow.shape
+    assert np.abs(fast - pillow).max() <= 2
+    assert np.allclose(prepare_upload(data, 10**8).pixels, to_mnist(pillow).pixels, atol=0.05)
+
+
+def test_jpegs_that_may_be_rotated_go_through_pillow():
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((30, 50), np.uint8)).save(buffer, "JPEG", exif=exif)
+    assert not plain_jpeg(buffer.getvalue())
+    assert read_luminance(buffer.getvalue(), 10**8).shape == (50, 30)
 
 
 @pytest.mark.parametrize("data", [b"", b"GIF89a", b"\x89PNG\r\n\x1a\n" + b"\0" * 40, b"plain text"])
