@@ -10,7 +10,7 @@ from werkzeug.routing import BaseConverter
 from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import apispec, web
-from .metrics import metrics, timed
+from .metrics import metrics
 from .model import Classifier, classify_each, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 
@@ -48,7 +48,7 @@ def prediction():
     digit = decode(uploads[0])
     answer = classify([digit])[0]
     browser = web.wants_html()
-    if browser or request.args.get("model_input") in ("1", "true"):
+    if browser or (request.query_string and request.args.get("model_input") in ("1", "true")):
         answer["model_input"] = web.model_input_data_url(digit)
     return web.result_page(answer) if browser else jsonify(answer)
 
@@ -82,7 +82,7 @@ def decode(data: bytes) -> Digit:
     recorded = metrics()
     recorded.upload.observe(len(data))
     try:
-        with timed(recorded.decode):
+        with recorded.decode.time():
             return prepare_upload(data, current_app.config["MAX_IMAGE_PIXELS"])
     except ImageError as error:
         recorded.errors.labels(error.kind).inc()
@@ -91,7 +91,7 @@ def decode(data: bytes) -> Digit:
 
 def classify(digits: list[Digit]) -> list[dict]:
     recorded = metrics()
-    with timed(recorded.inference):
+    with recorded.inference.time():
         answers = get_classifier().answers(digits)
     for answer in answers:
         recorded.predictions.labels(str(answer["prediction"])).inc()
@@ -108,7 +108,7 @@ def tfserving_predict(name: str):
         raise BadRequest('send a JSON object with either "instances" or "inputs": a list of 28x28 arrays')
     key = "instances" if "instances" in body else "inputs"
     batch = tensor_batch(body[key])
-    with timed(metrics().inference):
+    with metrics().inference.time():
         probabilities = classifier.predict(batch)
     return jsonify({"predictions" if key == "instances" else "outputs": rounded_probabilities(probabilities)})
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass
 
 from flask import Flask, Response, current_app, g, request
@@ -97,13 +96,6 @@ def count_request(response):
     recorded.requests.labels(endpoint, request.method, str(response.status_code)).inc()
     recorded.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
     return response
-
-
-@contextmanager
-def timed(histogram: Histogram):
-    started = time.perf_counter()
-    yield
-    histogram.observe(time.perf_counter() - started)
 
 
 def exposition() -> Response:

@@ -73,7 +73,7 @@ class Classifier:
 
     def answers(self, digits: list[Digit]) -> list[dict]:
         """One model call for the whole batch, then the API's answer for each digit."""
-        probabilities = self.predict(np.stack([digit.pixels for digit in digits]))
+        probabilities = self.predict(np.array([digit.pixels for digit in digits]))
         best = probabilities.argmax(axis=1).tolist()
         rounded = rounded_probabilities(probabilities)
         return [
@@ -103,8 +103,8 @@ def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[
 
 
 def rounded_probabilities(probabilities: np.ndarray) -> list[list[float]]:
-    """Six decimals, rounded in float64 so that JSON shows 0.99999, not 0.9999899864196777."""
-    return np.round(probabilities.astype(np.float64), 6).tolist()
+    """Six decimals, so that JSON shows 0.99999, not 0.9999899864196777."""
+    return [[round(value, 6) for value in row] for row in probabilities.tolist()]
 
 
 def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
