@@ -58,7 +58,7 @@ def create_metrics() -> Metrics:
             "mnist_flask_inference_seconds", "Model call per batch", buckets=FAST_BUCKETS, registry=target
         ),
         decode=Histogram(
-            "mnist_flask_image_decode_seconds", "Decoding and preprocessing per image", buckets=FAST_BUCKETS,
+            "mnist_flask_image_decode_seconds", "Decoding and preprocessing per image, refused ones included", buckets=FAST_BUCKETS,
             registry=target,
         ),
         upload=Histogram("mnist_flask_upload_bytes", "Size of uploaded images", buckets=SIZE_BUCKETS, registry=target),
