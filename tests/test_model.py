@@ -34,12 +34,22 @@ def test_shipped_model_metadata_is_complete():
     assert {"tensorflow", "keras"} <= set(meta["versions"])
 
 
+def assert_same_predictions(litert: np.ndarray, keras: np.ndarray, agreement: float = 0.99) -> None:
+    """The served conversion stores 8-bit weights: the same digits, probabilities within a tenth
+    (0.066 at most over all of x_test for the shipped model, docs/performance.md)."""
+    assert (litert.argmax(axis=1) == keras.argmax(axis=1)).mean() >= agreement
+    np.testing.assert_allclose(litert, keras, atol=0.1)
+
+
 def test_litert_and_keras_backends_agree(mnist_test):
-    fields = preprocess_all(mnist_test[0][:200])
+    fields = preprocess_all(mnist_test[0][:500])
     litert = load_classifier(Defaults.MODEL_DIR, "mnist", None, "litert")
     keras = load_classifier(Defaults.MODEL_DIR, "mnist", None, "keras")
     assert litert.backend == "litert" and keras.backend == "keras"
-    np.testing.assert_allclose(litert.predict(fields), keras.predict(fields), atol=1e-4)
+    assert_same_predictions(litert.predict(fields), keras.predict(fields))
+    evaluation = litert.metadata["evaluation"]
+    assert evaluation["litert_keras_agreement"] >= 0.999
+    assert abs(evaluation["accuracy"] - evaluation["keras_accuracy"]) <= 0.001
 
 
 def test_newest_version_is_served_unless_configured(tmp_path):
@@ -68,7 +78,8 @@ def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
     fields = preprocess_all(mnist_test[0][:50])
     litert = load_classifier(tmp_path, "mnist", 1, "litert").predict(fields)
     keras = load_classifier(tmp_path, "mnist", 1, "keras").predict(fields)
-    np.testing.assert_allclose(litert, keras, atol=1e-4)
+    assert_same_predictions(litert, keras, agreement=0.95)  # one epoch on 600 digits: many close calls
+    assert json.loads((folder / "metadata.json").read_text())["evaluation"]["litert_keras_agreement"] >= 0.95
     assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
 
 
