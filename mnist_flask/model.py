@@ -73,19 +73,18 @@ class Classifier:
 
     def answers(self, digits: list[Digit]) -> list[dict]:
         """One model call for the whole batch, then the API's answer for each digit."""
-        probabilities = self.predict(np.array([digit.pixels for digit in digits]))
-        best = probabilities.argmax(axis=1).tolist()
-        rounded = rounded_probabilities(probabilities)
-        return [
-            {
-                "prediction": digit_best,
-                "confidence": row[digit_best],
-                "probabilities": row,
-                "digit_found": digit.found,
-                "model": self.label,
-            }
-            for digit, digit_best, row in zip(digits, best, rounded)
-        ]
+        rounded = rounded_probabilities(self.predict(np.array([digit.pixels for digit in digits])))
+        return [self.answer(digit, row) for digit, row in zip(digits, rounded)]
+
+    def answer(self, digit: Digit, probabilities: list[float]) -> dict:
+        best = probabilities.index(max(probabilities))
+        return {
+            "prediction": best,
+            "confidence": probabilities[best],
+            "probabilities": probabilities,
+            "digit_found": digit.found,
+            "model": self.label,
+        }
 
 
 def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[[list[Digit]], list[dict]]) -> list[dict]:
@@ -126,7 +125,7 @@ def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
                 allocated[0] = batch.shape
             interpreter.set_tensor(input_index, batch)
             interpreter.invoke()
-            return interpreter.get_tensor(output_index).copy()
+            return interpreter.get_tensor(output_index)  # a copy, safe to use after the lock
 
     return run
 
