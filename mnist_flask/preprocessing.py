@@ -288,20 +288,23 @@ def plain_jpeg(data: bytes) -> bool:
 
 
 def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray:
-    """libjpeg-turbo's own grey output, DCT-scaled exactly as Pillow's ``draft`` would."""
+    """libjpeg-turbo's own grey output, DCT-scaled exactly as Pillow's ``draft`` would.
+
+    libjpeg-turbo is strict here: files it only warns about (an unknown JFIF revision, stray bytes
+    before a marker, a damaged scan) go to Pillow, which reads them as before or says why not.
+    """
     try:
         height, width, colour_space, _ = simplejpeg.decode_jpeg_header(data)
-    except ValueError as exc:
-        raise ImageError(f"the image header is corrupt: {exc}") from None
+    except ValueError:
+        return to_grayscale(open_image(data, max_pixels))
     if colour_space not in JPEG_TO_GRAY:  # CMYK, YCCK, RGB: Pillow converts those
         return to_grayscale(open_image(data, max_pixels))
     check_dimensions((width, height), max_pixels)
     scale = draft_scale(width, height)
     try:
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale), min_height=-(-height // scale))
-        gray = gray[..., 0]
-    except ValueError as exc:
-        raise ImageError(f"the image is corrupt or truncated: {exc}") from None
+    except ValueError:
+        return to_grayscale(open_image(data, max_pixels))
     if max(gray.shape) > WORK_SIDE:
-        return np.asarray(shrink(Image.fromarray(gray)), dtype=np.float32)
-    return gray.astype(np.float32)
+        return np.asarray(shrink(Image.fromarray(gray[..., 0])), dtype=np.float32)
+    return gray[..., 0].astype(np.float32)

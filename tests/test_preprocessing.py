@@ -100,6 +100,17 @@ def test_plain_jpegs_read_the_same_as_through_pillow(pixels, mode):
     assert np.allclose(prepare_upload(data, 10**8).pixels, to_mnist(pillow).pixels, atol=0.05)
 
 
+@pytest.mark.parametrize(
+    "damage",
+    [lambda data: data[:11] + b"\x05" + data[12:], lambda data: data[:-2] + b"\x00" * 40 + data[-2:]],
+    ids=["unknown JFIF revision", "stray bytes before the end marker"],
+)
+def test_jpegs_libjpeg_turbo_only_warns_about_read_as_pillow_reads_them(damage, mnist_test):
+    data = damage(encode(np.kron(mnist_test[0][0], np.ones((4, 4))), "JPEG", quality=90))
+    assert plain_jpeg(data)
+    assert np.array_equal(read_luminance(data, 10**8), to_grayscale(open_image(data, 10**8)))
+
+
 def test_jpegs_that_may_be_rotated_go_through_pillow():
     exif = Image.Exif()
     exif[0x0112] = 6  # orientation: rotate 90 degrees
