@@ -277,9 +277,8 @@ def read_luminance(data: bytes, max_pixels: int) -> np.ndarray:
     """The picture as luminance (0..255): plain JPEGs through libjpeg-turbo straight to grey, the
     rest through Pillow. The common upload then costs a few microseconds instead of ~50 of Pillow's
     per-file overhead (docs/performance.md); both give the same pixels (tests/test_preprocessing.py)."""
-    if plain_jpeg(data):
-        return read_jpeg_luminance(data, max_pixels)
-    return to_grayscale(open_image(data, max_pixels))
+    gray = read_jpeg_luminance(data, max_pixels) if plain_jpeg(data) else None
+    return to_grayscale(open_image(data, max_pixels)) if gray is None else gray
 
 
 def plain_jpeg(data: bytes) -> bool:
@@ -287,24 +286,22 @@ def plain_jpeg(data: bytes) -> bool:
     return data.startswith(JPEG_START) and not any(marker in data for marker in ORIENTATION_MARKERS)
 
 
-def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray:
-    """libjpeg-turbo's own grey output, DCT-scaled exactly as Pillow's ``draft`` would.
-
-    libjpeg-turbo is strict here: files it only warns about (an unknown JFIF revision, stray bytes
-    before a marker, a damaged scan) go to Pillow, which reads them as before or says why not.
-    """
+def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray | None:
+    """libjpeg-turbo's own grey output, DCT-scaled exactly as Pillow's ``draft`` would; None for
+    what it leaves to Pillow: colour spaces it does not turn into grey (CMYK, YCCK, RGB) and files
+    it is strict about but Pillow reads (an unknown JFIF revision, stray bytes before a marker)."""
     try:
         height, width, colour_space, _ = simplejpeg.decode_jpeg_header(data)
     except ValueError:
-        return to_grayscale(open_image(data, max_pixels))
-    if colour_space not in JPEG_TO_GRAY:  # CMYK, YCCK, RGB: Pillow converts those
-        return to_grayscale(open_image(data, max_pixels))
+        return None
+    if colour_space not in JPEG_TO_GRAY:
+        return None
     check_dimensions((width, height), max_pixels)
     scale = draft_scale(width, height)
     try:
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale), min_height=-(-height // scale))
     except ValueError:
-        return to_grayscale(open_image(data, max_pixels))
+        return None
     if max(gray.shape) > WORK_SIDE:
         return np.asarray(shrink(Image.fromarray(gray[..., 0])), dtype=np.float32)
     return gray[..., 0].astype(np.float32)
