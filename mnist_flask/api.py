@@ -48,7 +48,7 @@ def prediction():
     digit = decode(uploads[0])
     answer = classify([digit])[0]
     browser = web.wants_html()
-    if browser or (request.query_string and request.args.get("model_input") in ("1", "true")):
+    if browser or request.args.get("model_input") in ("1", "true"):
         answer["model_input"] = web.model_input_data_url(digit)
     return web.result_page(answer) if browser else jsonify(answer)
 

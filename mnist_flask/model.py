@@ -112,17 +112,18 @@ def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)
     interpreter.allocate_tensors()
-    input_index = interpreter.get_input_details()[0]["index"]
+    model_input = interpreter.get_input_details()[0]
+    input_index, allocated_shape = model_input["index"], tuple(model_input["shape"])
     output_index = interpreter.get_output_details()[0]["index"]
     lock = threading.Lock()  # one interpreter, so threaded workers take turns
-    allocated = [tuple(interpreter.get_input_details()[0]["shape"])]
 
     def run(batch: np.ndarray) -> np.ndarray:
+        nonlocal allocated_shape
         with lock:
-            if allocated[0] != batch.shape:
+            if allocated_shape != batch.shape:
                 interpreter.resize_tensor_input(input_index, batch.shape)
                 interpreter.allocate_tensors()
-                allocated[0] = batch.shape
+                allocated_shape = batch.shape
             interpreter.set_tensor(input_index, batch)
             interpreter.invoke()
             return interpreter.get_tensor(output_index)  # a copy, safe to use after the lock
