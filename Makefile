@@ -16,7 +16,7 @@ endef
 
 .PHONY: install chromium serve reload test soak bench upload-accuracy screenshots train evaluate models clean
 
-$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml
+$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml mnist_flask/_mnist_form.pyx
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e .

@@ -94,7 +94,7 @@ def classify(digits: list[Digit]) -> list[dict]:
     with recorded.inference.time():
         answers = get_classifier().answers(digits)
     for answer in answers:
-        recorded.predictions.labels(str(answer["prediction"])).inc()
+        recorded.predictions[answer["prediction"]].inc()
     return answers
 
 

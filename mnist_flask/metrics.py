@@ -28,7 +28,7 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
-    predictions: Counter
+    predictions: list  # one child of mnist_flask_predictions per digit, by index
     inference: Histogram
     decode: Histogram
     upload: Histogram
@@ -41,9 +41,14 @@ def multiprocess() -> bool:
 
 
 def create_metrics() -> Metrics:
-    """One set per app; in multiprocess mode the samples live in files, not in a registry."""
+    """One set per app; in multiprocess mode the samples live in files, not in a registry.
+
+    Every digit's prediction counter exists from the start: a scrape shows 0 rather than no series,
+    and a prediction increments its digit's child without a label lookup.
+    """
     registry = CollectorRegistry()
     target = None if multiprocess() else registry
+    predictions = Counter("mnist_flask_predictions", "Predicted digits", ["digit"], registry=target)
     return Metrics(
         registry=registry,
         requests=Counter(
@@ -53,7 +58,7 @@ def create_metrics() -> Metrics:
             "mnist_flask_http_request_duration_seconds", "Time to answer a request", ["endpoint"],
             buckets=FAST_BUCKETS, registry=target,
         ),
-        predictions=Counter("mnist_flask_predictions", "Predicted digits", ["digit"], registry=target),
+        predictions=[predictions.labels(str(digit)) for digit in range(10)],
         inference=Histogram(
             "mnist_flask_inference_seconds", "Model call per batch", buckets=FAST_BUCKETS, registry=target
         ),

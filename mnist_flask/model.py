@@ -103,7 +103,7 @@ def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[
 
 def rounded_probabilities(probabilities: np.ndarray) -> list[list[float]]:
     """Six decimals, so that JSON shows 0.99999, not 0.9999899864196777."""
-    return [[round(value, 6) for value in row] for row in probabilities.tolist()]
+    return np.round(probabilities.astype(np.float64), 6).tolist()
 
 
 def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:

@@ -15,6 +15,8 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
+from ._mnist_form import mnist_form_field
+
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
 COARSE_SIDE = 48  # resolution of the background estimate: lighting and paper vary slowly
@@ -28,8 +30,6 @@ Image.MAX_IMAGE_PIXELS = None
 
 EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
-# Rows of ones and of coordinates: MOMENTS @ picture @ MOMENTS.T is its mass and first moments.
-MOMENTS = np.stack([np.ones(FIELD, np.float32), np.arange(FIELD, dtype=np.float32)])
 
 JPEG_START = b"\xff\xd8"
 # Segments that can rotate a JPEG (EXIF, XMP): such files take Pillow's path, which honours them.
@@ -228,37 +228,15 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
     return field / max(float(field.max()), 1e-6)
 
 
-def already_mnist(gray: np.ndarray) -> bool:
-    """A digit already in MNIST's form: 28x28, light on dark, its box at most 20x20, centred by mass.
-
-    That is the recipe's own output, so running the recipe again would only resample it; MNIST's
-    own digits and clients that send the model's format take this shortcut (and are ~10x cheaper).
-    It runs on every such request, so it reads everything from two profiles and one product.
-    """
-    if gray.shape != (FIELD, FIELD):
-        return False
-    row_peaks, column_peaks = gray.max(axis=1).tolist(), gray.max(axis=0).tolist()
-    peak = max(row_peaks)
-    (total, column_moment), (row_moment, _) = (MOMENTS @ gray @ MOMENTS.T).tolist()
-    if peak < MIN_CONTRAST * 255 or total > 0.35 * peak * FIELD * FIELD:  # MNIST digits average ~0.13 of peak
-        return False
-    if not BOX - 4 <= max(ink_span(row_peaks, 0.3 * peak), ink_span(column_peaks, 0.3 * peak)) <= BOX:
-        return False
-    return abs(row_moment / total - FIELD / 2) <= 1 and abs(column_moment / total - FIELD / 2) <= 1
-
-
-def ink_span(peaks: list[float], level: float) -> int:
-    """Rows (or columns) from the first one inked above ``level`` to the last."""
-    inked = [index for index, value in enumerate(peaks) if value > level]
-    return inked[-1] - inked[0] + 1
-
-
 def to_mnist(gray: np.ndarray) -> Digit:
     """The recipe itself, on a 2-D luminance array (0..255) of any size."""
-    gray = np.asarray(gray, dtype=np.float32)
-    if already_mnist(gray):
-        return Digit(gray / float(gray.max()), found=True)
-    ink = ink_map(gray)
+    gray = np.asarray(gray)
+    if gray.dtype not in (np.uint8, np.float32):
+        gray = gray.astype(np.float32)
+    field = mnist_form_field(gray, FIELD, BOX, MIN_CONTRAST * 255)
+    if field is not None:  # already the recipe's output: MNIST's own digits, the model's format
+        return Digit(field, found=True)
+    ink = ink_map(np.asarray(gray, dtype=np.float32))
     if ink.max() < MIN_CONTRAST:
         return Digit(np.zeros((FIELD, FIELD), np.float32), found=False)
     mask = digit_mask(ink)
@@ -303,5 +281,5 @@ def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray | None:
     except ValueError:
         return None
     if max(gray.shape) > WORK_SIDE:
-        return np.asarray(shrink(Image.fromarray(gray[..., 0])), dtype=np.float32)
-    return gray[..., 0].astype(np.float32)
+        return np.asarray(shrink(Image.fromarray(gray[..., 0])))
+    return gray[..., 0]
