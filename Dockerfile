@@ -1,5 +1,15 @@
 # A slim serving image: the LiteRT runtime and no TensorFlow, a non-root user, Gunicorn as in the README.
 #   docker build -t mnist-flask:1.0.0 . && docker run -p 8000:8000 mnist-flask:1.0.0
+
+# The package's compiled MNIST-form check is built here, as `make install` builds it (pip, in place),
+# so the serving image carries no compiler.
+FROM python:3.11-slim AS build
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY mnist_flask/ mnist_flask/
+RUN pip install --no-cache-dir --no-deps -e .
+
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,7 +23,7 @@ COPY requirements-serve.txt ./
 RUN pip install -r requirements-serve.txt
 
 COPY wsgi.py gunicorn.conf.py ./
-COPY mnist_flask/ mnist_flask/
+COPY --from=build /src/mnist_flask/ mnist_flask/
 COPY models/ models/
 
 RUN useradd --uid 10001 --no-create-home --shell /usr/sbin/nologin app

@@ -1,12 +1,15 @@
-"""What each part of a prediction adds to a whole request, measured inside the request.
+"""What each part of a prediction adds to a request: in-process, and under load.
 
-    python -m bench.request_parts [--rounds 12] [--requests 300]
+    python -m bench.request_parts [--rounds 12] [--requests 300]   # in-process, through WSGI
+    python -m bench.request_parts --load [--rounds 5] [--seconds 4]  # under Gunicorn and wrk, c=32
 
 The framework floor's view (read the upload, answer a constant) is swapped for views that add one
-part of the real work at a time; each app gets the benchmark's multipart JPEG through its WSGI
-entry point, in turns, and the best round per app is kept (the machine is shared). A part costs
-several times its tight-loop price here, since the rest of the request runs between its calls.
-Prints a Markdown table.
+part of the real work at a time. In-process, each app gets the benchmark's multipart JPEG through
+its WSGI entry point, in turns, and the best round per app is kept (the machine is shared).
+Under load, each runs under Gunicorn exactly as the benchmark runs mnist_flask, wrk posts the same
+JPEG at 32 connections, and each part gets the median server CPU per request and its throughput
+against the floor's in the same round. A part costs several times its tight-loop price in a
+request, and more again under load. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -14,9 +17,12 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
+from pathlib import Path
 
 # Metrics as under Gunicorn (files shared by workers): prometheus_client picks that mode on import.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mnist-flask-parts-"))
@@ -25,11 +31,20 @@ from flask import jsonify, request  # noqa: E402
 
 from bench.bare_flask_app import CONSTANT  # noqa: E402
 from bench.floor_app import constant_answer  # noqa: E402
-from bench.run import bench_image  # noqa: E402
+from bench.harness import free_port, gunicorn_command, serving  # noqa: E402
+from bench.run import COOL_DOWN, bench_image, wrk  # noqa: E402
 from mnist_flask import api, create_app  # noqa: E402
 from mnist_flask.preprocessing import prepare_upload, read_luminance  # noqa: E402
 
 BOUNDARY = "mnist-flask-parts"
+PARTS = {
+    "floor": "floor: read the upload, answer a constant",
+    "grey": "+ JPEG to grey",
+    "input": "+ JPEG to model input (grey, MNIST-form check, normalised)",
+    "model": "+ model call only, on a ready input",
+    "answer": "+ model call, answer and its metrics, on a ready input",
+    "view": "mnist_flask's view",
+}
 
 
 def multipart(image: bytes) -> bytes:
@@ -37,9 +52,11 @@ def multipart(image: bytes) -> bytes:
     return (head + "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{BOUNDARY}--\r\n".encode()
 
 
-def app_with_view(view):
+def part_app(part: str):
+    """mnist_flask with its prediction view doing only ``part`` of the work (a Gunicorn app spec:
+    ``bench.request_parts:part_app('model')``)."""
     app = create_app()
-    app.view_functions["api.prediction"] = view
+    app.view_functions["api.prediction"] = views(prepare_upload(bench_image()[0], 10**8))[part]
     return app
 
 
@@ -68,13 +85,9 @@ def views(digit) -> dict:
         return jsonify(api.classify([digit])[0])
 
     return {
-        "floor: read the upload, answer a constant": constant_answer,
-        "+ JPEG to grey": to_grey,
-        "+ JPEG to model input (grey, MNIST-form check, normalised)": to_model_input,
-        "+ model call only, on a ready input": model_call,
-        "+ model call, answer and its metrics, on a ready input": answer,
-        "mnist_flask's view": api.prediction,
-    }
+        "floor": constant_answer, "grey": to_grey, "input": to_model_input, "model": model_call, "answer": answer,
+        "view": api.prediction,
+    }  # fmt: skip
 
 
 def microseconds_per_request(app, body: bytes, requests: int) -> float:
@@ -92,22 +105,57 @@ def microseconds_per_request(app, body: bytes, requests: int) -> float:
     return (time.perf_counter() - started) / requests * 1e6
 
 
+def in_process(rounds: int, requests: int) -> None:
+    body = multipart(bench_image()[0])
+    apps = {part: part_app(part) for part in PARTS}
+    best = {part: float("inf") for part in apps}
+    for _ in range(rounds):
+        for part, app in apps.items():
+            best[part] = min(best[part], microseconds_per_request(app, body, requests))
+    print("| view | µs per request | added to the floor |\n|---|---|---|")
+    for part, value in best.items():
+        print(f"| {PARTS[part]} | {value:.0f} | {value - best['floor']:+.0f} |")
+
+
+def under_load(rounds: int, seconds: int, concurrency: int = 32) -> None:
+    # Each server makes its own metrics directory; this process's must not be handed down to them.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
+    with tempfile.TemporaryDirectory() as logs, ExitStack() as stack:
+        image_path = Path(logs) / "digit.jpg"
+        image_path.write_bytes(bench_image()[0])
+        servers = {}
+        for part in PARTS:
+            port = free_port()
+            command = gunicorn_command(port, 2)[:-1] + [f"bench.request_parts:part_app({part!r})"]
+            servers[part] = stack.enter_context(serving(command, port, Path(logs) / f"{part}.log"))
+        runs = {part: [] for part in PARTS}
+        for _ in range(rounds):
+            for part, server in servers.items():
+                time.sleep(COOL_DOWN)
+                cpu_before = server.cpu_seconds()
+                run = wrk(server.url, image_path, concurrency, seconds)
+                run["cpu_us"] = (server.cpu_seconds() - cpu_before) * 1e6 / max(run["requests"], 1)
+                runs[part].append(run)
+    floor_cpu = statistics.median(run["cpu_us"] for run in runs["floor"])
+    print(f"| view (c={concurrency}, median of {rounds} rounds) | server CPU µs per request | added to the floor "
+          "| throughput / floor (same round) |\n|---|---|---|---|")  # fmt: skip
+    for part, measured in runs.items():
+        cpu = statistics.median(run["cpu_us"] for run in measured)
+        ratio = statistics.median(a["requests_per_s"] / b["requests_per_s"] for a, b in zip(measured, runs["floor"]))
+        print(f"| {PARTS[part]} | {cpu:.0f} | {cpu - floor_cpu:+.0f} | {ratio:.0%} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=12)
-    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--load", action="store_true", help="under Gunicorn and wrk instead of in-process")
+    parser.add_argument("--rounds", type=int, help="default 12 in-process, 5 under load")
+    parser.add_argument("--requests", type=int, default=300, help="requests per app and round, in-process")
+    parser.add_argument("--seconds", type=int, default=4, help="seconds per wrk run, under load")
     args = parser.parse_args()
-    image, _ = bench_image()
-    body = multipart(image)
-    apps = {name: app_with_view(view) for name, view in views(prepare_upload(image, 10**8)).items()}
-    best = {name: float("inf") for name in apps}
-    for _ in range(args.rounds):
-        for name, app in apps.items():
-            best[name] = min(best[name], microseconds_per_request(app, body, args.requests))
-    floor = next(iter(best.values()))
-    print("| view | µs per request | added to the floor |\n|---|---|---|")
-    for name, value in best.items():
-        print(f"| {name} | {value:.0f} | {value - floor:+.0f} |")
+    if args.load:
+        under_load(args.rounds or 5, args.seconds)
+    else:
+        in_process(args.rounds or 12, args.requests)
 
 
 if __name__ == "__main__":

@@ -8,8 +8,13 @@ import numpy as np
 import pytest
 from conftest import encode
 from PIL import Image
+from scipy import ndimage
 
+from mnist_flask._mnist_form import mnist_form_field
 from mnist_flask.preprocessing import (
+    BOX,
+    FIELD,
+    MIN_CONTRAST,
     ImageError,
     ImageTooLarge,
     open_image,
@@ -23,6 +28,41 @@ from mnist_flask.preprocessing import (
 
 def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
+
+
+def in_mnist_form(gray: np.ndarray) -> bool:
+    """MNIST's form as documented, stated with NumPy and SciPy: 28x28, light on dark (peak >= 40,
+    ink averaging <= 0.35 of the peak), box at 0.3 of the peak 16-20 pixels on its longer side,
+    centre of mass within a pixel of the middle."""
+    gray = np.asarray(gray, np.float64)
+    peak = gray.max()
+    if gray.shape != (FIELD, FIELD) or peak < MIN_CONTRAST * 255 or gray.mean() > 0.35 * peak:
+        return False
+    rows, columns = np.nonzero(gray > 0.3 * peak)
+    longer_side = max(np.ptp(rows), np.ptp(columns)) + 1
+    return BOX - 4 <= longer_side <= BOX and np.abs(np.subtract(ndimage.center_of_mass(gray), FIELD / 2)).max() <= 1
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_the_mnist_form_shortcut_is_taken_exactly_by_its_definition(mnist_test, dtype):
+    """The compiled check agrees with the rule on MNIST digits and on near-misses of every kind."""
+    rng = np.random.default_rng(3)
+    digits = mnist_test[0][:200]
+    small = np.zeros_like(digits[:100])
+    small[:, 7:21, 7:21] = digits[:100, ::2, ::2]  # half size: a box too small
+    pictures = np.concatenate([
+        digits, np.roll(digits[:100], 2, axis=2), np.roll(digits[:100], -2, axis=1), digits[:100] // 7, small,
+        np.clip(digits[:100] + rng.integers(0, 100, (100, FIELD, FIELD)), 0, 255), 255 - digits[:50],
+    ]).astype(dtype)  # fmt: skip
+    taken = 0
+    for picture in pictures:
+        field = mnist_form_field(picture, FIELD, BOX, MIN_CONTRAST * 255)
+        assert (field is not None) == in_mnist_form(picture)
+        if field is not None:
+            taken += 1
+            assert np.allclose(field, picture / picture.max()) and field.dtype == np.float32
+            assert np.array_equal(to_mnist(picture).pixels, field)
+    assert 200 <= taken < len(pictures)
 
 
 def test_mnist_digits_come_out_nearly_unchanged(mnist_test):
