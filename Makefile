@@ -16,7 +16,11 @@ endef
 
 .PHONY: install chromium serve reload test soak bench upload-accuracy screenshots train evaluate models clean
 
-$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml mnist_flask/_mnist_form.pyx
+# The package has one compiled module (the MNIST-form check): pip builds it, with gcc and Python's headers.
+$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx
+	$(call apt_install,gcc)
+	test -f "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || { \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-dev; }
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
@@ -38,7 +42,7 @@ reload:
 test: $(INSTALLED) chromium
 	$(PY) -m pytest
 
-# Benchmark against the FastAPI original and the framework floors (bench/results/, about 7 minutes).
+# Benchmark against the FastAPI original and the framework floors (bench/results/, about 12 minutes).
 bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
