@@ -176,6 +176,8 @@ def test_swagger_ui_is_served(client):
 def test_model_input_only_when_asked(client, mnist_test):
     data = encode(mnist_test[0][0])
     assert "model_input" not in post_image(client, data).json
+    for query in ("model_input=false", "other=true"):
+        assert "model_input" not in client.post(f"/prediction?{query}", data={"image": (io.BytesIO(data), "d.png")}).json
     url = client.post("/prediction?model_input=true", data={"image": (io.BytesIO(data), "d.png")}).json["model_input"]
     assert url.startswith("data:image/png;base64,")
     picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
