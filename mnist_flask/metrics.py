@@ -28,7 +28,7 @@ class Metrics:
     registry: CollectorRegistry
     requests: Counter
     latency: Histogram
-    predictions: list  # one child of mnist_flask_predictions per digit, by index
+    predictions: list[Counter]  # mnist_flask_predictions' child for each digit, by index
     inference: Histogram
     decode: Histogram
     upload: Histogram
