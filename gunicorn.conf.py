@@ -1,21 +1,27 @@
 """Gunicorn settings for mnist_flask; each can be overridden on the command line."""
 
+import errno
 import json
 import os
+import re
+import selectors
 import shutil
 import tempfile
+import time
+from functools import partial
 
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import ThreadWorker, TConn
 
 # All interfaces so the server is reachable on a VM; PORT is the convention of PaaS hosts.
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: a request is CPU-bound, so more workers than cores only queue (bench/).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-# Threaded workers: a slow client ties up one thread, not a whole worker (docs/reliability.md), at
-# the same throughput as sync workers (docs/performance.md); keep-alive connections are reused.
-worker_class = "gthread"
-# Threads per worker: requests are CPU-bound, so these are slots for slow or idle clients, not speed.
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# Gunicorn's threaded worker, with requests read whole by its event loop: `worker_class` at the end.
+# Threads per worker: they only compute, so more than two only share one GIL (docs/performance.md).
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+# Seconds a client gets to send a whole request (head and body) before it is answered 408.
+request_arrival_timeout = float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "30"))
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
 # A request takes milliseconds; a worker silent this long is stuck (or fed by a slow client) and is replaced.
@@ -72,3 +78,176 @@ class JsonAccessLogger(Logger):
 
 
 logger_class = JsonAccessLogger
+
+
+# A request head longer than this is answered 431 (nginx allows 32 KiB). A body longer than this goes
+# to a thread as it comes, for the app to refuse: its MAX_CONTENT_LENGTH is 4 MiB.
+BUFFERED_HEAD_LIMIT = 64 * 1024
+BUFFERED_BODY_LIMIT = 8 * 1024 * 1024
+CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n")
+EXPECTS_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*\r\n")
+
+
+def error_response(status: str, error: str) -> bytes:
+    """A JSON error like the app's, for the requests the app never sees."""
+    body = json.dumps({"error": error}).encode()
+    head = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    return head.encode() + body
+
+
+TOO_SLOW = error_response("408 Request Timeout", f"the request did not arrive within {request_arrival_timeout:g} s")
+HEAD_TOO_LARGE = error_response("431 Request Header Fields Too Large", f"the request head is over {BUFFERED_HEAD_LIMIT} bytes")
+
+
+def request_has_arrived(received: bytearray) -> bool:
+    """Whether ``received`` holds a whole HTTP/1 request, or enough of one for the parser to refuse it.
+
+    Only the framing is read here (where the head ends, Content-Length or the chunk sizes); anything
+    malformed counts as arrived, so that Gunicorn's own parser answers it with its 400.
+    """
+    head_end = received.find(b"\r\n\r\n")
+    if head_end < 0:
+        return False
+    head = bytes(received[: head_end + 2]).lower()
+    if b"\ntransfer-encoding:" in head:
+        return chunked_body_has_arrived(received, head_end + 4) or len(received) > BUFFERED_BODY_LIMIT
+    declared = CONTENT_LENGTH.search(head)
+    length = int(declared[1]) if declared else 0
+    return length > BUFFERED_BODY_LIMIT or len(received) >= head_end + 4 + length
+
+
+def head_is_too_large(received: bytearray) -> bool:
+    return len(received) > BUFFERED_HEAD_LIMIT and received.find(b"\r\n\r\n", 0, BUFFERED_HEAD_LIMIT + 4) < 0
+
+
+def expects_continue(head: bytes) -> bool:
+    """An HTTP/1.1 head (lower-cased) with ``Expect: 100-continue``; HTTP/1.0 ignores the header."""
+    return head.split(b"\r\n", 1)[0].endswith(b" http/1.1") and EXPECTS_CONTINUE.search(head) is not None
+
+
+def chunked_body_has_arrived(received: bytearray, position: int) -> bool:
+    while (line_end := received.find(b"\r\n", position)) >= 0:
+        try:
+            size = int(bytes(received[position:line_end]).split(b";")[0], 16)
+        except ValueError:
+            return True
+        if size == 0:
+            return received.find(b"\r\n\r\n", line_end) >= 0  # the trailers' end
+        position = line_end + 2 + size + 2
+    return False
+
+
+class BufferingThreadWorker(ThreadWorker):
+    """Gunicorn's gthread worker, except that a thread gets a request only once all of it has arrived.
+
+    Stock gthread hands a connection to a thread as soon as it is readable, and the thread then waits
+    for the rest of the request: a client that sends slowly holds a thread for as long as it likes,
+    so slow clients can only be outlasted with many threads, and many threads sharing one GIL make
+    the latency tail several times longer (docs/performance.md). Here the worker's event loop reads
+    each request into a buffer (what nginx in front would do), so a slow client costs a socket and
+    a buffer, never a thread, and a request that does not arrive within `request_arrival_timeout`
+    is answered 408. TLS and HTTP/2 connections are served the stock way.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.arriving: dict[TConn, float] = {}  # connection -> deadline, in deadline order
+
+    def buffers(self) -> bool:
+        return not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
+
+    def accept(self, listener):
+        try:
+            sock, client = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, sock, client, listener.getsockname())
+        if not self.buffers():
+            sock.setblocking(True)
+            self.enqueue_req(conn)
+            return
+        self.poller.register(sock, selectors.EVENT_READ, partial(self.receive, conn))
+        self.await_request(conn)
+
+    def on_client_socket_readable(self, conn, client):
+        """A kept-alive connection's next request starts arriving."""
+        if not self.buffers():
+            return super().on_client_socket_readable(conn, client)
+        self.keepalived_conns.remove(conn)
+        self.poller.modify(client, selectors.EVENT_READ, partial(self.receive, conn))
+        self.await_request(conn)
+        self.receive(conn, client)
+
+    def await_request(self, conn: TConn) -> None:
+        conn.received = bytearray()
+        conn.continued = False
+        self.arriving[conn] = time.monotonic() + request_arrival_timeout
+
+    def receive(self, conn: TConn, client) -> None:
+        try:
+            data = conn.sock.recv(256 * 1024)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self.drop(conn)
+            return
+        conn.received += data
+        if head_is_too_large(conn.received):
+            self.drop(conn, HEAD_TOO_LARGE)
+        elif request_has_arrived(conn.received):
+            self.hand_to_thread(conn)
+        elif not conn.continued and (head_end := conn.received.find(b"\r\n\r\n")) >= 0:
+            conn.continued = True
+            if expects_continue(bytes(conn.received[: head_end + 2]).lower()):
+                self.send_continue(conn)
+
+    def send_continue(self, conn: TConn) -> None:
+        """A client that asks to be told to go on (``Expect: 100-continue``, curl's habit for uploads
+        over 1 MB) would otherwise wait a second before sending its body. Gunicorn says it again when
+        the thread reads the request; clients take any number of 100 responses (RFC 9110, 15.2)."""
+        try:
+            conn.sock.send(b"HTTP/1.1 100 Continue\r\n\r\n")
+        except OSError:
+            pass
+
+    def hand_to_thread(self, conn: TConn) -> None:
+        self.poller.unregister(conn.sock)
+        del self.arriving[conn]
+        received, conn.received = bytes(conn.received), None
+        conn.init()  # the parser, the first time; the thread reads from its buffer before the socket
+        conn.sock.setblocking(True)
+        conn.parser.unreader.unread(received)
+        self.enqueue_req(conn)
+
+    def drop(self, conn: TConn, answer: bytes = b"") -> None:
+        self.poller.unregister(conn.sock)
+        del self.arriving[conn]
+        if answer:
+            try:
+                conn.sock.send(answer)
+            except OSError:
+                pass
+        self.nr_conns -= 1
+        conn.close()
+
+    def murder_pending(self):
+        """Also answer 408 to requests that have not arrived in time (called once a loop turn); when
+        stopping, close the connections that have not started a request, as stock gthread does."""
+        super().murder_pending()
+        if not self.alive:
+            for conn in [conn for conn in self.arriving if not conn.received]:
+                self.drop(conn)
+        now = time.monotonic()
+        while self.arriving:
+            conn, deadline = next(iter(self.arriving.items()))
+            if deadline > now:
+                return
+            self.drop(conn, TOO_SLOW)
+
+
+worker_class = BufferingThreadWorker

@@ -88,7 +88,8 @@ def test_slow_clients_do_not_take_the_pool_down(tmp_path, mnist_test):
     image = encode(mnist_test[0][0])
     with gunicorn(tmp_path / "gunicorn.log") as server:
         stop = threading.Event()
-        slow = [threading.Thread(target=dribble, args=(server.url, 12, stop)) for _ in range(4)]
+        # More slow clients than the two workers have threads (2 x 2), and than stock gthread's 2 x 8.
+        slow = [threading.Thread(target=dribble, args=(server.url, 12, stop)) for _ in range(24)]
         for client in slow:
             client.start()
         time.sleep(1)

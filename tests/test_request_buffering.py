@@ -1,0 +1,109 @@
+"""How the workers read requests (``BufferingThreadWorker`` in gunicorn.conf.py), over raw sockets.
+
+A request reaches a thread only once it has fully arrived, however it is sent: in pieces, chunked,
+after ``Expect: 100-continue``, or pipelined behind another; one that never arrives gets a 408.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import requests
+from conftest import encode
+
+from bench.harness import gunicorn
+
+
+def multipart(image: bytes) -> tuple[str, bytes]:
+    """The Content-Type and body of an upload as requests encodes it."""
+    prepared = requests.Request("POST", "http://localhost/prediction", files={"image": ("digit.png", image)}).prepare()
+    return prepared.headers["Content-Type"], prepared.body
+
+
+def upload(image: bytes, *extra_headers: str) -> tuple[bytes, bytes]:
+    """The head and body of an upload, to send by hand."""
+    content_type, body = multipart(image)
+    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}",
+             f"Content-Length: {len(body)}", *extra_headers]  # fmt: skip
+    return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
+
+
+def read_response(stream) -> tuple[int, dict, bytes]:
+    """One final response (1xx ones skipped) from a socket's file, leaving what follows unread."""
+    while True:
+        status = int(stream.readline().split()[1])
+        headers = {}
+        while (line := stream.readline()) != b"\r\n":
+            name, value = line.decode().split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        if status >= 200:
+            return status, headers, stream.read(int(headers.get("content-length", 0)))
+
+
+def connect(server) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10)
+
+
+def test_a_request_sent_in_pieces_is_answered(server, mnist_test):
+    head, body = upload(encode(mnist_test[0][3]))
+    request = head + body
+    with connect(server) as connection:
+        for start in range(0, len(request), 97):  # the head too is cut mid-line
+            connection.sendall(request[start : start + 97])
+            time.sleep(0.01)
+        status, _, answer = read_response(connection.makefile("rb"))
+    assert status == 200 and json.loads(answer)["prediction"] == mnist_test[1][3]
+
+
+def test_pipelined_requests_are_answered_in_order(server, mnist_test):
+    first, second = (b"".join(upload(encode(mnist_test[0][index]))) for index in (1, 2))
+    with connect(server) as connection:
+        connection.sendall(first + second)
+        stream = connection.makefile("rb")
+        answers = [read_response(stream) for _ in range(2)]
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert [json.loads(answer)["prediction"] for _, _, answer in answers] == list(mnist_test[1][1:3])
+
+
+def test_expect_100_continue_is_answered_before_the_body_is_sent(server, mnist_test):
+    head, body = upload(encode(mnist_test[0][4]), "Expect: 100-continue")
+    with connect(server) as connection:
+        connection.sendall(head)
+        connection.settimeout(3)
+        assert connection.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        connection.sendall(body)
+        status, _, answer = read_response(connection.makefile("rb"))
+    assert status == 200 and json.loads(answer)["prediction"] == mnist_test[1][4]
+
+
+def test_a_chunked_upload_is_answered(server, mnist_test):
+    content_type, body = multipart(encode(mnist_test[0][5]))
+    pieces = (body[start : start + 300] for start in range(0, len(body), 300))  # a generator: sent chunked
+    response = requests.post(server.url + "/prediction", data=pieces, headers={"Content-Type": content_type}, timeout=10)
+    assert response.request.headers["Transfer-Encoding"] == "chunked"
+    assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][5]
+
+
+def test_a_head_that_never_ends_is_refused(server):
+    with connect(server) as connection:
+        connection.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-Filler: " + b"a" * 100_000)
+        status, _, answer = read_response(connection.makefile("rb"))
+    assert status == 431 and "request head is over" in json.loads(answer)["error"]
+
+
+def test_a_request_that_does_not_arrive_in_time_gets_408(tmp_path, mnist_test):
+    head, body = upload(encode(mnist_test[0][6]))
+    with gunicorn(tmp_path / "gunicorn.log", env={"GUNICORN_REQUEST_TIMEOUT": "2"}) as server:
+        with connect(server) as stalled:
+            stalled.sendall(head + body[:100])
+            started = time.monotonic()
+            status, headers, answer = read_response(stalled.makefile("rb"))
+            waited = time.monotonic() - started
+            assert stalled.recv(1) == b""  # and the connection is closed
+        fine = requests.post(server.url + "/prediction", files={"image": ("d.png", encode(mnist_test[0][6]))}, timeout=10)
+    assert status == 408 and headers["content-type"] == "application/json"
+    assert "did not arrive within 2 s" in json.loads(answer)["error"]
+    assert 1 <= waited < 5
+    assert fine.status_code == 200 and fine.json()["prediction"] == mnist_test[1][6]
