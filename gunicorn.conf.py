@@ -181,8 +181,22 @@ class BufferingThreadWorker(ThreadWorker):
         self.await_request(conn)
         self.receive(conn, client)
 
-    def await_request(self, conn: TConn) -> None:
-        conn.received = bytearray()
+    def finish_request(self, conn, fs):
+        """Bytes read ahead with the last request are the start of the next: it waits for the rest here
+        like any other, rather than in the thread that would otherwise get it straight away."""
+        if self.buffers() and not fs.cancelled() and fs.exception() is None and fs.result() is True:
+            read_ahead = conn.parser.unreader.take_buffered()
+            if read_ahead:
+                conn.sock.setblocking(False)
+                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.receive, conn))
+                self.await_request(conn, read_ahead)
+                if request_has_arrived(conn.received):
+                    self.hand_to_thread(conn)
+                return
+        super().finish_request(conn, fs)
+
+    def await_request(self, conn: TConn, received: bytes = b"") -> None:
+        conn.received = bytearray(received)
         conn.continued = False
         self.arriving[conn] = time.monotonic() + request_arrival_timeout
 

@@ -67,6 +67,35 @@ def test_pipelined_requests_are_answered_in_order(server, mnist_test):
     assert [json.loads(answer)["prediction"] for _, _, answer in answers] == list(mnist_test[1][1:3])
 
 
+def test_a_pipelined_request_that_arrives_late_is_answered(server, mnist_test):
+    first, second = (b"".join(upload(encode(mnist_test[0][index]))) for index in (7, 8))
+    with connect(server) as connection:
+        connection.sendall(first + second[:150])
+        stream = connection.makefile("rb")
+        answers = [read_response(stream)]
+        time.sleep(0.3)
+        connection.sendall(second[150:])
+        answers.append(read_response(stream))
+    assert [status for status, _, _ in answers] == [200, 200]
+    assert [json.loads(answer)["prediction"] for _, _, answer in answers] == list(mnist_test[1][7:9])
+
+
+def test_stalled_pipelined_requests_hold_no_thread(server, mnist_test):
+    image = encode(mnist_test[0][9])
+    request = b"".join(upload(image))
+    stalled = [connect(server) for _ in range(8)]  # twice the threads of the two workers
+    try:
+        for connection in stalled:
+            connection.sendall(request + request[:150])
+            assert read_response(connection.makefile("rb"))[0] == 200
+        for _ in range(5):
+            response = requests.post(server.url + "/prediction", files={"image": ("d.png", image)}, timeout=2)
+            assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][9]
+    finally:
+        for connection in stalled:
+            connection.close()
+
+
 def test_expect_100_continue_is_answered_before_the_body_is_sent(server, mnist_test):
     head, body = upload(encode(mnist_test[0][4]), "Expect: 100-continue")
     with connect(server) as connection:
