@@ -1,4 +1,4 @@
-"""Gunicorn settings for mnist_flask; each can be overridden on the command line."""
+"""Gunicorn settings for mnist_flask and the worker class they name; each can be overridden on the command line."""
 
 import errno
 import json

@@ -115,6 +115,19 @@ def test_a_chunked_upload_is_answered(server, mnist_test):
     assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][5]
 
 
+def test_chunk_extensions_and_trailers_sent_in_pieces(server, mnist_test):
+    content_type, body = multipart(encode(mnist_test[0][10]))
+    chunks = b"".join(b"%x;piece=%d\r\n%s\r\n" % (len(body[i : i + 500]), i, body[i : i + 500]) for i in range(0, len(body), 500))
+    head = f"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    request = head.encode() + chunks + b"0\r\nX-Checksum: none\r\n\r\n"
+    with connect(server) as connection:
+        for start in range(0, len(request), 211):
+            connection.sendall(request[start : start + 211])
+            time.sleep(0.005)
+        status, _, answer = read_response(connection.makefile("rb"))
+    assert status == 200 and json.loads(answer)["prediction"] == mnist_test[1][10]
+
+
 def test_a_head_that_never_ends_is_refused(server):
     with connect(server) as connection:
         connection.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n" + b"X-Filler: " + b"a" * 100_000)
