@@ -145,13 +145,16 @@ class BufferingThreadWorker(ThreadWorker):
     so slow clients can only be outlasted with many threads, and many threads sharing one GIL make
     the latency tail several times longer (docs/performance.md). Here the worker's event loop reads
     each request into a buffer (what nginx in front would do), so a slow client costs a socket and
-    a buffer, never a thread, and a request that does not arrive within `request_arrival_timeout`
-    is answered 408. TLS and HTTP/2 connections are served the stock way.
+    a buffer, never a thread. A connection that sends nothing for `keepalive` seconds is closed, as
+    between requests, and a request that does not arrive within `request_arrival_timeout` of its
+    first byte is answered 408. TLS and HTTP/2 connections are served the stock way.
     """
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.arriving: dict[TConn, float] = {}  # connection -> deadline, in deadline order
+        # connection -> deadline, each in deadline order: for a first byte, and for the whole request
+        self.silent: dict[TConn, float] = {}
+        self.arriving: dict[TConn, float] = {}
 
     def buffers(self) -> bool:
         return not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
@@ -189,16 +192,15 @@ class BufferingThreadWorker(ThreadWorker):
             if read_ahead:
                 conn.sock.setblocking(False)
                 self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.receive, conn))
-                self.await_request(conn, read_ahead)
-                if request_has_arrived(conn.received):
-                    self.hand_to_thread(conn)
+                self.await_request(conn)
+                self.take(conn, read_ahead)
                 return
         super().finish_request(conn, fs)
 
-    def await_request(self, conn: TConn, received: bytes = b"") -> None:
-        conn.received = bytearray(received)
+    def await_request(self, conn: TConn) -> None:
+        conn.received = bytearray()
         conn.continued = False
-        self.arriving[conn] = time.monotonic() + request_arrival_timeout
+        self.silent[conn] = time.monotonic() + self.cfg.keepalive
 
     def receive(self, conn: TConn, client) -> None:
         try:
@@ -210,6 +212,11 @@ class BufferingThreadWorker(ThreadWorker):
         if not data:
             self.drop(conn)
             return
+        self.take(conn, data)
+
+    def take(self, conn: TConn, data: bytes) -> None:
+        if self.silent.pop(conn, None) is not None:
+            self.arriving[conn] = time.monotonic() + request_arrival_timeout
         conn.received += data
         if head_is_too_large(conn.received):
             self.drop(conn, HEAD_TOO_LARGE)
@@ -229,9 +236,13 @@ class BufferingThreadWorker(ThreadWorker):
         except OSError:
             pass
 
-    def hand_to_thread(self, conn: TConn) -> None:
+    def stop_waiting(self, conn: TConn) -> None:
         self.poller.unregister(conn.sock)
-        del self.arriving[conn]
+        if self.silent.pop(conn, None) is None:
+            del self.arriving[conn]
+
+    def hand_to_thread(self, conn: TConn) -> None:
+        self.stop_waiting(conn)
         received, conn.received = bytes(conn.received), None
         conn.init()  # the parser, the first time; the thread reads from its buffer before the socket
         conn.sock.setblocking(True)
@@ -239,8 +250,7 @@ class BufferingThreadWorker(ThreadWorker):
         self.enqueue_req(conn)
 
     def drop(self, conn: TConn, answer: bytes = b"") -> None:
-        self.poller.unregister(conn.sock)
-        del self.arriving[conn]
+        self.stop_waiting(conn)
         if answer:
             try:
                 conn.sock.send(answer)
@@ -250,18 +260,16 @@ class BufferingThreadWorker(ThreadWorker):
         conn.close()
 
     def murder_pending(self):
-        """Also answer 408 to requests that have not arrived in time (called once a loop turn); when
-        stopping, close the connections that have not started a request, as stock gthread does."""
+        """Also close silent connections and answer 408 to requests that have not arrived in time
+        (called once a loop turn); a stopping worker closes silent connections at once."""
         super().murder_pending()
-        if not self.alive:
-            for conn in [conn for conn in self.arriving if not conn.received]:
-                self.drop(conn)
         now = time.monotonic()
-        while self.arriving:
-            conn, deadline = next(iter(self.arriving.items()))
-            if deadline > now:
-                return
-            self.drop(conn, TOO_SLOW)
+        for waiting, answer in ((self.silent, b""), (self.arriving, TOO_SLOW)):
+            while waiting:
+                conn, deadline = next(iter(waiting.items()))
+                if deadline > now and (self.alive or waiting is self.arriving):
+                    break
+                self.drop(conn, answer)
 
 
 worker_class = BufferingThreadWorker

@@ -135,6 +135,18 @@ def test_a_head_that_never_ends_is_refused(server):
     assert status == 431 and "request head is over" in json.loads(answer)["error"]
 
 
+def test_a_connection_that_sends_nothing_is_closed_after_the_keepalive_time(server, mnist_test):
+    with connect(server) as silent, connect(server) as late:
+        started = time.monotonic()
+        time.sleep(1)  # within Gunicorn's keepalive (2 s): still open
+        late.sendall(b"".join(upload(encode(mnist_test[0][11]))))
+        status, _, answer = read_response(late.makefile("rb"))
+        assert silent.recv(1) == b""  # closed without an answer
+        waited = time.monotonic() - started
+    assert status == 200 and json.loads(answer)["prediction"] == mnist_test[1][11]
+    assert 2 <= waited < 5
+
+
 def test_a_request_that_does_not_arrive_in_time_gets_408(tmp_path, mnist_test):
     head, body = upload(encode(mnist_test[0][6]))
     with gunicorn(tmp_path / "gunicorn.log", env={"GUNICORN_REQUEST_TIMEOUT": "2"}) as server:
