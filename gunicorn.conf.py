@@ -145,8 +145,8 @@ class BufferingThreadWorker(ThreadWorker):
     so slow clients can only be outlasted with many threads, and many threads sharing one GIL make
     the latency tail several times longer (docs/performance.md). Here the worker's event loop reads
     each request into a buffer (what nginx in front would do), so a slow client costs a socket and
-    a buffer, never a thread. A connection that sends nothing for `keepalive` seconds is closed, as
-    between requests, and a request that does not arrive within `request_arrival_timeout` of its
+    a buffer, never a thread. A connection that sends nothing for `keepalive` seconds (at least 2) is
+    closed, as between requests, and a request that does not arrive within `request_arrival_timeout` of its
     first byte is answered 408. TLS and HTTP/2 connections are served the stock way.
     """
 
@@ -200,7 +200,7 @@ class BufferingThreadWorker(ThreadWorker):
     def await_request(self, conn: TConn) -> None:
         conn.received = bytearray()
         conn.continued = False
-        self.silent[conn] = time.monotonic() + self.cfg.keepalive
+        self.silent[conn] = time.monotonic() + max(self.cfg.keepalive, 2)  # keepalive 0 turns keep-alive off
 
     def receive(self, conn: TConn, client) -> None:
         try:
