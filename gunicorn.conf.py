@@ -84,6 +84,9 @@ logger_class = JsonAccessLogger
 # to a thread as it comes, for the app to refuse: its MAX_CONTENT_LENGTH is 4 MiB.
 BUFFERED_HEAD_LIMIT = 64 * 1024
 BUFFERED_BODY_LIMIT = 8 * 1024 * 1024
+# What one worker buffers at most over all its connections: a request that would take it past this
+# is answered 503, so many large unfinished uploads cannot exhaust the memory.
+BUFFERED_TOTAL_LIMIT = 64 * 1024 * 1024
 CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)[ \t]*\r\n")
 EXPECTS_CONTINUE = re.compile(rb"\r\nexpect:[ \t]*100-continue[ \t]*\r\n")
 
@@ -97,6 +100,7 @@ def error_response(status: str, error: str) -> bytes:
 
 TOO_SLOW = error_response("408 Request Timeout", f"the request did not arrive within {request_arrival_timeout:g} s")
 HEAD_TOO_LARGE = error_response("431 Request Header Fields Too Large", f"the request head is over {BUFFERED_HEAD_LIMIT} bytes")
+TOO_BUSY = error_response("503 Service Unavailable", "too many uploads are arriving at once; retry in a moment")
 
 
 def request_has_arrived(received: bytearray) -> bool:
@@ -155,6 +159,7 @@ class BufferingThreadWorker(ThreadWorker):
         # connection -> deadline, each in deadline order: for a first byte, and for the whole request
         self.silent: dict[TConn, float] = {}
         self.arriving: dict[TConn, float] = {}
+        self.buffered = 0  # bytes held over all connections
 
     def buffers(self) -> bool:
         return not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
@@ -217,7 +222,11 @@ class BufferingThreadWorker(ThreadWorker):
     def take(self, conn: TConn, data: bytes) -> None:
         if self.silent.pop(conn, None) is not None:
             self.arriving[conn] = time.monotonic() + request_arrival_timeout
+        if self.buffered + len(data) > BUFFERED_TOTAL_LIMIT:
+            self.drop(conn, TOO_BUSY)
+            return
         conn.received += data
+        self.buffered += len(data)
         if head_is_too_large(conn.received):
             self.drop(conn, HEAD_TOO_LARGE)
         elif request_has_arrived(conn.received):
@@ -238,6 +247,7 @@ class BufferingThreadWorker(ThreadWorker):
 
     def stop_waiting(self, conn: TConn) -> None:
         self.poller.unregister(conn.sock)
+        self.buffered -= len(conn.received)
         if self.silent.pop(conn, None) is None:
             del self.arriving[conn]
 
