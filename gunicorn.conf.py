@@ -1,7 +1,7 @@
 """Gunicorn settings for mnist_flask and the worker class they name; each can be overridden on the command line."""
 
-import errno
 import json
+import math
 import os
 import re
 import selectors
@@ -150,8 +150,8 @@ class BufferingThreadWorker(ThreadWorker):
     the latency tail several times longer (docs/performance.md). Here the worker's event loop reads
     each request into a buffer (what nginx in front would do), so a slow client costs a socket and
     a buffer, never a thread. A connection that sends nothing for `keepalive` seconds (at least 2) is
-    closed, as between requests, and a request that does not arrive within `request_arrival_timeout` of its
-    first byte is answered 408. TLS and HTTP/2 connections are served the stock way.
+    closed, as between requests, and a request that does not arrive within `request_arrival_timeout`
+    of its first byte is answered 408. TLS and HTTP/2 connections are served the stock way.
     """
 
     def __init__(self, *args, **kwargs):
@@ -160,52 +160,22 @@ class BufferingThreadWorker(ThreadWorker):
         self.silent: dict[TConn, float] = {}
         self.arriving: dict[TConn, float] = {}
         self.buffered = 0  # bytes held over all connections
+        self.buffering = not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
+        self.first_byte_timeout = max(self.cfg.keepalive, 2)  # keepalive 0 turns keep-alive off
 
-    def buffers(self) -> bool:
-        return not self.cfg.is_ssl and "h2" not in self.cfg.http_protocols
-
-    def accept(self, listener):
-        try:
-            sock, client = listener.accept()
-        except OSError as error:
-            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
-                raise
-            return
-        self.nr_conns += 1
-        conn = TConn(self.cfg, sock, client, listener.getsockname())
-        if not self.buffers():
-            sock.setblocking(True)
-            self.enqueue_req(conn)
-            return
-        self.poller.register(sock, selectors.EVENT_READ, partial(self.receive, conn))
-        self.await_request(conn)
-
-    def on_client_socket_readable(self, conn, client):
-        """A kept-alive connection's next request starts arriving."""
-        if not self.buffers():
-            return super().on_client_socket_readable(conn, client)
-        self.keepalived_conns.remove(conn)
-        self.poller.modify(client, selectors.EVENT_READ, partial(self.receive, conn))
-        self.await_request(conn)
-        self.receive(conn, client)
-
-    def finish_request(self, conn, fs):
-        """Bytes read ahead with the last request are the start of the next: it waits for the rest here
-        like any other, rather than in the thread that would otherwise get it straight away."""
-        if self.buffers() and not fs.cancelled() and fs.exception() is None and fs.result() is True:
-            read_ahead = conn.parser.unreader.take_buffered()
-            if read_ahead:
-                conn.sock.setblocking(False)
-                self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.receive, conn))
-                self.await_request(conn)
-                self.take(conn, read_ahead)
-                return
-        super().finish_request(conn, fs)
-
-    def await_request(self, conn: TConn) -> None:
+    def enqueue_req(self, conn):
+        """Where stock gthread hands a connection to a thread (just accepted, kept alive and readable
+        again, or holding bytes read ahead with the last request), start reading its request instead."""
+        if not self.buffering:
+            return super().enqueue_req(conn)
+        conn.sock.setblocking(False)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.receive, conn))
         conn.received = bytearray()
         conn.continued = False
-        self.silent[conn] = time.monotonic() + max(self.cfg.keepalive, 2)  # keepalive 0 turns keep-alive off
+        self.silent[conn] = time.monotonic() + self.first_byte_timeout
+        read_ahead = conn.parser.unreader.take_buffered() if conn.parser else b""
+        if read_ahead:
+            self.take(conn, read_ahead)
 
     def receive(self, conn: TConn, client) -> None:
         try:
@@ -257,7 +227,7 @@ class BufferingThreadWorker(ThreadWorker):
         conn.init()  # the parser, the first time; the thread reads from its buffer before the socket
         conn.sock.setblocking(True)
         conn.parser.unreader.unread(received)
-        self.enqueue_req(conn)
+        super().enqueue_req(conn)
 
     def drop(self, conn: TConn, answer: bytes = b"") -> None:
         self.stop_waiting(conn)
@@ -274,12 +244,15 @@ class BufferingThreadWorker(ThreadWorker):
         (called once a loop turn); a stopping worker closes silent connections at once."""
         super().murder_pending()
         now = time.monotonic()
-        for waiting, answer in ((self.silent, b""), (self.arriving, TOO_SLOW)):
-            while waiting:
-                conn, deadline = next(iter(waiting.items()))
-                if deadline > now and (self.alive or waiting is self.arriving):
-                    break
-                self.drop(conn, answer)
+        self.expire(self.silent, b"", now if self.alive else math.inf)
+        self.expire(self.arriving, TOO_SLOW, now)
+
+    def expire(self, waiting: dict[TConn, float], answer: bytes, now: float) -> None:
+        while waiting:
+            conn, deadline = next(iter(waiting.items()))
+            if deadline > now:
+                return
+            self.drop(conn, answer)
 
 
 worker_class = BufferingThreadWorker
