@@ -176,6 +176,8 @@ class BufferingThreadWorker(ThreadWorker):
         read_ahead = conn.parser.unreader.take_buffered() if conn.parser else b""
         if read_ahead:
             self.take(conn, read_ahead)
+        else:  # a kept-alive connection is readable already: read now, not a loop turn later
+            self.receive(conn, conn.sock)
 
     def receive(self, conn: TConn, client) -> None:
         try:
