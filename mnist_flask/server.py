@@ -82,8 +82,19 @@ class JsonAccessLogger(Logger):
         self.access_log.info(access_record(remote, method, path, status, sent, request_time.total_seconds(), request_id))
 
 
-class HeadTooLarge(Exception):
-    pass
+class Refused(Exception):
+    """Raised from a parser callback: the request is answered with this error and the connection closed."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.answer = (status, reason, message)
+
+
+# A chunked body may be cut into this many chunks, and beyond that into chunks of this average size
+# at least: each chunk costs a parser callback, so a body of one-byte chunks costs a hundred times
+# the CPU of the same bytes in large ones.
+FREE_CHUNKS = 1024
+MIN_AVERAGE_CHUNK = 16
 
 
 class HttpProtocol(HttpToolsProtocol):
@@ -135,10 +146,9 @@ class HttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             self.refuse(400, "Bad Request", "protocol upgrades are not supported")
         except httptools.HttpParserCallbackError as error:
-            if isinstance(error.__context__, HeadTooLarge):
-                self.refuse_head()
-            else:
+            if not isinstance(error.__context__, Refused):
                 raise
+            self.refuse(*error.__context__.answer)
         except httptools.HttpParserError as error:
             self.refuse(400, "Bad Request", f"malformed HTTP request: {error}")
         else:
@@ -146,14 +156,17 @@ class HttpProtocol(HttpToolsProtocol):
                 self.refuse_head()
 
     def refuse_head(self) -> None:
-        self.refuse(431, "Request Header Fields Too Large", f"the request head is over {self.limits.head_bytes} bytes")
+        self.refuse(*self.head_too_large().answer)
+
+    def head_too_large(self) -> Refused:
+        return Refused(431, "Request Header Fields Too Large", f"the request head is over {self.limits.head_bytes} bytes")
 
     def refuse(self, status: int, reason: str, message: str) -> None:
         """Answer a request the app never sees, and log it like the app's answers."""
         if self.transport.is_closing():
             return
         answer = json_error(status, reason, message)
-        if self.cycle is None or self.cycle.response_complete:  # never in the middle of another answer
+        if self.cycle is None or not self.cycle.response_started or self.cycle.response_complete:  # never inside another answer
             self.transport.write(answer)
         self.transport.close()
         method = self.scope.get("method") if self.in_message and self.scope else None
@@ -165,6 +178,7 @@ class HttpProtocol(HttpToolsProtocol):
         self.in_message = True
         self.head_bytes = self.chunk_size if self.began_with_chunk else 0
         self.head_parsed = 0  # the same, counted from what the parser has read of the head
+        self.chunks = self.body_bytes = 0
         self.began_with_chunk = False
         self.arrival = self.loop.call_later(self.limits.arrival_seconds, self.arrival_expired)
 
@@ -179,13 +193,23 @@ class HttpProtocol(HttpToolsProtocol):
     def count_head(self, size: int) -> None:
         self.head_parsed += size
         if self.head_parsed > self.limits.head_bytes:
-            raise HeadTooLarge
+            raise self.head_too_large()
 
     def on_headers_complete(self) -> None:
         self.head_bytes = None
         super().on_headers_complete()
         if self.closing:
             self.cycle.keep_alive = False
+
+    def on_body(self, body: bytes) -> None:
+        self.body_bytes += len(body)
+        super().on_body(body)
+
+    def on_chunk_header(self) -> None:
+        self.chunks += 1
+        if self.chunks > FREE_CHUNKS and self.chunks * MIN_AVERAGE_CHUNK > self.body_bytes:
+            raise Refused(400, "Bad Request", f"the chunked body is cut into too many small chunks ({self.chunks} "
+                          f"for {self.body_bytes} bytes; send chunks of {MIN_AVERAGE_CHUNK} bytes or more)")  # fmt: skip
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -235,9 +259,9 @@ class WsgiBridge:
         self.log_line = log_line
         self.buffered = 0  # body bytes held over all of this worker's connections
 
-    def admits(self, size: int, total: int) -> bool:
-        room = self.limits.total_bytes - (0 if total <= self.limits.small_body else self.limits.small_reserve)
-        return self.buffered + size <= room
+    def room(self, size: int) -> int:
+        """How full the worker's buffer may get for a body of ``size`` bytes: small ones may use all of it."""
+        return self.limits.total_bytes - (0 if size <= self.limits.small_body else self.limits.small_reserve)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -246,45 +270,42 @@ class WsgiBridge:
         declared, chunked = None, False
         for name, value in scope["headers"]:
             if name == b"content-length":
-                declared = int(value)  # llhttp has checked it: digits, one value, no Transfer-Encoding
+                # llhttp has checked it: digits only, under 2**64, one value, no Transfer-Encoding; but
+                # leading zeros are allowed, and Python refuses int() on over 4,300 digits
+                declared = int(value.lstrip(b"0") or b"0")
             elif name == b"transfer-encoding":
                 chunked = True
         body = bytearray()
-        held = 0
         complete = True
         try:
             if declared is not None and declared > self.limits.body_bytes:
                 complete = False  # the app refuses it from its Content-Length, unread
             elif declared or chunked:
-                reserve = declared or 0
-                if not self.admits(reserve, reserve):
+                if self.buffered + (declared or 0) > self.room(declared or 0):
                     await self.answer_busy(scope, send, started)
                     return
-                self.buffered += reserve
-                held = reserve
                 while True:
                     message = await receive()
                     if message["type"] == "http.disconnect":
                         return
                     part = message.get("body", b"")
-                    if len(body) + len(part) > held:  # chunked: room is taken as the body grows
-                        grow = len(body) + len(part) - held
-                        if len(body) + len(part) > self.limits.body_bytes:
-                            complete = False
-                            declared = len(body) + len(part)  # over the limit: the app refuses it
-                            body = bytearray()
-                            break
-                        if not self.admits(grow, held + grow):
-                            await self.answer_busy(scope, send, started)
-                            return
-                        self.buffered += grow
-                        held += grow
+                    size = len(body) + len(part)
+                    if size > self.limits.body_bytes:  # chunked, past the limit: the app refuses it
+                        complete, declared = False, size
+                        break
+                    if self.buffered + len(part) > self.room(max(size, declared or 0)):
+                        await self.answer_busy(scope, send, started)
+                        return
+                    self.buffered += len(part)
                     body += part
                     if not message.get("more_body", False):
                         break
-            await self.respond(scope, send, bytes(body), declared if not complete else len(body), complete, started)
+            if not complete:
+                self.buffered -= len(body)
+                body = bytearray()
+            await self.respond(scope, send, bytes(body), len(body) if complete else declared, complete, started)
         finally:
-            self.buffered -= held
+            self.buffered -= len(body)
 
     async def answer_busy(self, scope, send, started: float) -> None:
         body = json.dumps({"error": "too many uploads are arriving at once; retry in a moment"}).encode()
@@ -387,7 +408,9 @@ def limits_from_environment(app) -> Limits:
 class FlaskWorker(UvicornWorker):
     """uvicorn's Gunicorn worker (uvloop, :class:`HttpProtocol`) serving a WSGI app through :class:`WsgiBridge`."""
 
-    CONFIG_KWARGS = {"loop": "uvloop", "http": HttpProtocol, "lifespan": "off", "access_log": False}
+    # The Server header names the server the operator runs, without a version, as Gunicorn's does.
+    CONFIG_KWARGS = {"loop": "uvloop", "http": HttpProtocol, "lifespan": "off", "access_log": False,
+                     "server_header": False, "headers": [("Server", "gunicorn")]}  # fmt: skip
 
     def load_wsgi(self) -> None:
         super().load_wsgi()

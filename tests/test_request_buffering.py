@@ -1,4 +1,4 @@
-"""How the workers read requests (``BufferingThreadWorker`` in gunicorn.conf.py), over raw sockets.
+"""How the workers read requests (``mnist_flask.server``), over raw sockets.
 
 A request reaches a thread only once it has fully arrived, however it is sent: in pieces, chunked,
 after ``Expect: 100-continue``, or pipelined behind another; one that never arrives gets a 408.
@@ -12,38 +12,9 @@ import time
 
 import requests
 from conftest import encode
+from rawhttp import connect, multipart, read_response, upload
 
 from bench.harness import gunicorn
-
-
-def multipart(image: bytes) -> tuple[str, bytes]:
-    """The Content-Type and body of an upload as requests encodes it."""
-    prepared = requests.Request("POST", "http://localhost/prediction", files={"image": ("digit.png", image)}).prepare()
-    return prepared.headers["Content-Type"], prepared.body
-
-
-def upload(image: bytes, *extra_headers: str) -> tuple[bytes, bytes]:
-    """The head and body of an upload, to send by hand."""
-    content_type, body = multipart(image)
-    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", *extra_headers]  # fmt: skip
-    return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
-
-
-def read_response(stream) -> tuple[int, dict, bytes]:
-    """One final response (1xx ones skipped) from a socket's file, leaving what follows unread."""
-    while True:
-        status = int(stream.readline().split()[1])
-        headers = {}
-        while (line := stream.readline()) != b"\r\n":
-            name, value = line.decode().split(":", 1)
-            headers[name.strip().lower()] = value.strip()
-        if status >= 200:
-            return status, headers, stream.read(int(headers.get("content-length", 0)))
-
-
-def connect(server) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10)
 
 
 def test_a_request_sent_in_pieces_is_answered(server, mnist_test):
@@ -165,8 +136,8 @@ def test_unfinished_large_uploads_cannot_exhaust_the_memory(tmp_path, mnist_test
 
 
 def test_a_connection_that_sends_nothing_is_closed_after_the_keepalive_time(server, mnist_test):
+    started = time.monotonic()
     with connect(server) as silent, connect(server) as late:
-        started = time.monotonic()
         time.sleep(1)  # within Gunicorn's keepalive (2 s): still open
         late.sendall(b"".join(upload(encode(mnist_test[0][11]))))
         status, _, answer = read_response(late.makefile("rb"))
