@@ -1,40 +1,38 @@
-"""Gunicorn settings for mnist_flask and the worker class they name; each can be overridden on the command line."""
+"""Gunicorn settings for mnist_flask, each with its reason; any can be overridden on the command line.
 
-import json
-import math
+The worker and logger classes they name are in mnist_flask/server.py.
+"""
+
 import os
-import re
-import selectors
 import shutil
 import tempfile
-import time
-from functools import partial
-
-from gunicorn.glogging import Logger
-from gunicorn.workers.gthread import ThreadWorker, TConn
 
 # All interfaces so the server is reachable on a VM; PORT is the convention of PaaS hosts.
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: a request is CPU-bound, so more workers than cores only queue (bench/).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
-# Gunicorn's threaded worker, with requests read whole by its event loop: `worker_class` at the end.
-# Threads per worker: they only compute, so more than two only share one GIL (docs/performance.md).
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
-# Seconds a client gets to send a whole request (head and body) before it is answered 408.
-request_arrival_timeout = float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", "30"))
+# uvicorn's event loop reads each request whole (llhttp does the framing, with limits on head, body,
+# buffer and time), then the Flask app runs in the loop's own thread: a slow client costs a socket
+# and a buffer, never a worker, and the fastest Flask worker measured (docs/performance.md). The
+# seconds a client gets to send a whole request before a 408 are GUNICORN_REQUEST_TIMEOUT (30).
+worker_class = "mnist_flask.server.FlaskWorker"
+# Connections one worker holds at most (each costs its buffers); one more gets a 503.
+worker_connections = 1000
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
-# A request takes milliseconds; a worker silent this long is stuck (or fed by a slow client) and is replaced.
-timeout = 30
+# A request takes milliseconds, the costliest accepted picture under a second of CPU; the app runs in
+# the thread that sends the heartbeat, so a worker silent this long is stuck in a request and replaced.
+timeout = 10
 # On SIGTERM or HUP, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = 30
 # Queue of connections waiting for a free worker: bursts wait instead of being refused.
 backlog = 2048
 # `make reload` sends HUP to the master found here, to roll out a new model version.
 pidfile = os.environ.get("GUNICORN_PIDFILE")
-# One JSON line per request on stdout (JsonAccessLogger below), errors and app logs on stderr.
+# One JSON line per request on stdout, errors and app logs on stderr.
 accesslog = "-"
 errorlog = "-"
+logger_class = "mnist_flask.server.JsonAccessLogger"
 
 # prometheus_client's multiprocess mode: every worker writes its samples to this directory and any
 # worker's /metrics sums them. It must exist before the workers import prometheus_client.
@@ -54,6 +52,3 @@ def child_exit(server, worker):
 
     multiprocess.mark_process_dead(worker.pid)
 
-
-logger_class = "mnist_flask.server.JsonAccessLogger"
-worker_class = "mnist_flask.server.FlaskWorker"

@@ -21,7 +21,7 @@ from conftest import encode
 from PIL import Image
 from rawhttp import Prober, closed_within, connect, multipart, read_response, repeat_for
 
-from bench.harness import gunicorn
+from bench.harness import free_port, gunicorn, gunicorn_command, serving
 
 CHUNKED_HEAD = b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -393,3 +393,26 @@ def test_the_buffer_limit_sheds_large_uploads_not_small_ones(target, prober, mni
     assert healthz == [200] * 12
     assert shed and all(b" 503 " in answer.split(b"\r\n", 1)[0] and b"\r\nretry-after: 1\r\n" in answer.lower() for answer in shed)
     assert grown < 2 * 96 * 2**20, f"{grown / 2**20:.0f} MiB"  # 64 MiB a worker, plus buffers' spare room
+
+
+def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path):
+    """The app runs in the thread that sends the worker's heartbeat: a request stuck in it silences
+    the worker, and Gunicorn's master replaces it after ``timeout`` while the other worker serves."""
+    port = free_port()
+    command = gunicorn_command(port, 2, "--timeout", "3")[:-1] + ["tests.spin_app:app"]
+    with serving(command, port, tmp_path / "gunicorn.log") as server:
+        workers_before = set(server.pids()[1:])
+        started = time.monotonic()
+        with connect(server) as stuck:
+            stuck.sendall(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answered = []
+            while time.monotonic() - started < 8 and not closed_within(stuck, 0.25):
+                answered.append(requests.get(server.url + "/", timeout=2).status_code)
+            ended = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while len(set(server.pids()[1:]) - workers_before) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        replaced = set(server.pids()[1:]) - workers_before
+    assert ended < 3 + 3  # the timeout, plus the master's once-a-second check and a restart's margin
+    assert answered and set(answered) == {200}
+    assert len(replaced) == 1 and "WORKER TIMEOUT" in server.access_log()
