@@ -5,7 +5,8 @@ side by side in one run.
 
 Each round drives every server in turn with wrk posting the 28x28 JPEG (as bench.run does), after a
 short idle; the order rotates each round. Ratios to the FastAPI twin are taken within a round, then
-the median. ``--config NAME=PATH`` adds mnist_flask run with another gunicorn.conf.py (an earlier
+the median; so is each server's CPU time per request (from /proc), which a busy neighbour changes
+far less than throughput. ``--config NAME=PATH`` adds mnist_flask run with another gunicorn.conf.py (an earlier
 worker design, for instance). Writes bench/results/workers.{md,json}.
 """
 
@@ -67,21 +68,24 @@ def main() -> None:
         for round_number in range(args.rounds):
             for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
                 time.sleep(IDLE)
+                cpu_before = servers[name].cpu_seconds()
                 run = wrk(servers[name].url, image_path, args.concurrency, args.seconds)
+                run["cpu_ms_per_request"] = (servers[name].cpu_seconds() - cpu_before) * 1000 / max(run["requests"], 1)
                 run["rss_mb"] = servers[name].rss_bytes() / 2**20
                 runs[name].append(run)
                 print(f"round {round_number + 1} {name:55s} {run['requests_per_s']:7.0f} req/s  p99 {run['p99_ms']:6.1f} ms"
-                      f"  errors {run['errors']}", flush=True)  # fmt: skip
+                      f"  cpu {run['cpu_ms_per_request']:.3f} ms/req  errors {run['errors']}", flush=True)  # fmt: skip
     twin = next((name for name in names if name.startswith("fastapi twin")), None)
     lines = [f"wrk -c{args.concurrency}, 28x28 JPEG, {args.seconds} s runs, {args.rounds} interleaved rounds; medians, "
              "and ratios to the FastAPI twin taken within each round.", "",
-             "| server (2 workers) | requests/s | p99 ms | errors | throughput / twin | p99 / twin | RSS MB |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "| server (2 workers) | requests/s | p99 ms | server CPU ms per request | errors | throughput / twin | p99 / twin | CPU per request / twin | RSS MB |",
+             "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for name in names:
         median = lambda key, values=runs[name]: statistics.median(run[key] for run in values)  # noqa: E731
         ratio = lambda key: statistics.median(a[key] / b[key] for a, b in zip(runs[name], runs[twin])) if twin else float("nan")  # noqa: E731
-        lines.append(f"| {name} | {median('requests_per_s'):.0f} | {median('p99_ms'):.1f} | {sum(r['errors'] for r in runs[name])} | "
-                     f"{ratio('requests_per_s'):.2f} | {ratio('p99_ms'):.2f} | {median('rss_mb'):.0f} |")  # fmt: skip
+        lines.append(f"| {name} | {median('requests_per_s'):.0f} | {median('p99_ms'):.1f} | {median('cpu_ms_per_request'):.3f} | "
+                     f"{sum(r['errors'] for r in runs[name])} | {ratio('requests_per_s'):.2f} | {ratio('p99_ms'):.2f} | "
+                     f"{ratio('cpu_ms_per_request'):.2f} | {median('rss_mb'):.0f} |")  # fmt: skip
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "workers.json").write_text(json.dumps(runs, indent=2) + "\n")
     (RESULTS / "workers.md").write_text("\n".join(lines) + "\n")

@@ -409,10 +409,12 @@ class FlaskWorker(UvicornWorker):
     """uvicorn's Gunicorn worker (uvloop, :class:`HttpProtocol`) serving a WSGI app through :class:`WsgiBridge`."""
 
     # The Server header names the server the operator runs, without a version, as Gunicorn's does.
+    # No proxy-header rewriting (Gunicorn's workers never rewrote REMOTE_ADDR either; a proxy in front
+    # is trusted through the app's own settings); it would be one more layer on every request.
     # The heartbeat goes out every second (uvicorn's default is half the timeout): with the app in the
     # loop's thread, the master's timeout then measures how long one request has held it.
     CONFIG_KWARGS = {"loop": "uvloop", "http": HttpProtocol, "lifespan": "off", "access_log": False,
-                     "server_header": False, "headers": [("Server", "gunicorn")], "timeout_notify": 1}  # fmt: skip
+                     "server_header": False, "headers": [("Server", "gunicorn")], "timeout_notify": 1, "proxy_headers": False}  # fmt: skip
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
