@@ -14,7 +14,7 @@ command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 endef
 
-.PHONY: install chromium serve reload test soak bench upload-accuracy screenshots train evaluate models clean
+.PHONY: install chromium serve reload test soak bench bench-workers upload-accuracy screenshots train evaluate models clean
 
 # The package has one compiled module (the MNIST-form check): pip builds it, with gcc and Python's headers.
 $(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx
@@ -47,6 +47,12 @@ bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
+
+# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md, ~5 min).
+bench-workers: $(INSTALLED)
+	$(call apt_install,wrk)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -m bench.workers
 
 # Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~9 min).
 upload-accuracy: $(INSTALLED)

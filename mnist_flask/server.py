@@ -398,10 +398,12 @@ class WsgiBridge:
 
 
 def limits_from_environment(app) -> Limits:
-    """The defaults, with the app's own body limit and ``GUNICORN_REQUEST_TIMEOUT`` for arrival."""
+    """The defaults, with the app's own body limit, and ``GUNICORN_REQUEST_TIMEOUT`` and
+    ``GUNICORN_WRITE_TIMEOUT`` (seconds) for a request to arrive and an answer to be taken."""
     return Limits(
-        body_bytes=app.config.get("MAX_CONTENT_LENGTH") or Limits.body_bytes,
+        body_bytes=getattr(app, "config", {}).get("MAX_CONTENT_LENGTH") or Limits.body_bytes,
         arrival_seconds=float(os.environ.get("GUNICORN_REQUEST_TIMEOUT", Limits.arrival_seconds)),
+        write_seconds=float(os.environ.get("GUNICORN_WRITE_TIMEOUT", Limits.write_seconds)),
     )
 
 

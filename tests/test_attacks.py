@@ -289,6 +289,28 @@ def test_slow_readers_of_a_large_asset_hold_nothing(target, prober):
     assert grown < 8 * size + 64 * 2**20, f"{grown / 2**20:.0f} MiB"  # not 8 x 20 answers held in memory
 
 
+def test_a_reader_that_never_reads_is_cut_off(tmp_path):
+    """Row 5's bound in time: with the answer left unread for GUNICORN_WRITE_TIMEOUT, the connection ends
+    (what the kernel had already buffered still arrives, then the end, long before all 20 answers)."""
+    script = "/flasgger_static/swagger-ui-bundle.js"
+    with gunicorn(tmp_path / "gunicorn.log", env={"GUNICORN_WRITE_TIMEOUT": "2"}) as server:
+        size = len(requests.get(server.url + script, timeout=5).content)
+        with connect(server) as reader:
+            reader.sendall(f"GET {script} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() * 20)
+            time.sleep(5)
+            received, ended = 0, False
+            reader.settimeout(2)
+            try:
+                while data := reader.recv(1 << 20):
+                    received += len(data)
+                ended = True
+            except ConnectionResetError:
+                ended = True
+            except TimeoutError:
+                pass
+    assert ended and received < 20 * size
+
+
 # Row 6: duplicate, conflicting or malformed framing headers; the second request must never be answered.
 FRAMING = [
     b"Content-Length: 5\r\nContent-Length: 5",
