@@ -31,8 +31,13 @@ from uvicorn_worker import UvicornWorker
 class Limits:
     """What one worker holds for its clients at most, and how long it waits for them."""
 
-    # A request head longer than this is answered 431 (nginx allows 32 KiB).
+    # A request head longer than this is answered 431 (nginx allows 32 KiB); so is one with more
+    # header fields, or a longer one, than Gunicorn's limit_request_fields and _field_size allow,
+    # and a request line over its limit_request_line gets 414 (the worker takes Gunicorn's values).
     head_bytes: int = 64 * 1024
+    header_fields: int = 100
+    header_field_bytes: int = 8190
+    request_line_bytes: int = 4094
     # A body over this is refused with 413 before it is read (the app's MAX_CONTENT_LENGTH).
     body_bytes: int = 4 * 1024 * 1024
     # Bodies buffered at once over all the worker's connections: past it, 503 with Retry-After.
@@ -185,10 +190,15 @@ class HttpProtocol(HttpToolsProtocol):
     def on_url(self, url: bytes) -> None:
         super().on_url(url)
         self.count_head(len(url))
+        if len(self.url) > self.limits.request_line_bytes:
+            raise Refused(414, "URI Too Long", f"the request line is over {self.limits.request_line_bytes} bytes")
 
     def on_header(self, name: bytes, value: bytes) -> None:
         super().on_header(name, value)
         self.count_head(len(name) + len(value) + 4)
+        if len(self.headers) > self.limits.header_fields or len(name) + len(value) + 2 > self.limits.header_field_bytes:
+            raise Refused(431, "Request Header Fields Too Large", f"the request has over {self.limits.header_fields} "
+                          f"header fields, or one over {self.limits.header_field_bytes} bytes")  # fmt: skip
 
     def count_head(self, size: int) -> None:
         self.head_parsed += size
@@ -422,7 +432,9 @@ class FlaskWorker(UvicornWorker):
         super().load_wsgi()
         limits = limits_from_environment(self.wsgi)
         limits = Limits(**{**limits.__dict__, "idle_seconds": max(self.cfg.keepalive, 2),
-                           "connections": self.cfg.worker_connections})  # fmt: skip
+                           "connections": self.cfg.worker_connections, "header_fields": self.cfg.limit_request_fields,
+                           "header_field_bytes": self.cfg.limit_request_field_size,
+                           "request_line_bytes": self.cfg.limit_request_line})  # fmt: skip
         log_line = self.log.access_log.info if self.cfg.accesslog else (lambda line: None)
         self.config.limits = limits
         self.config.access_log_line = log_line
