@@ -2,6 +2,8 @@
 
     uvicorn bench.fastapi_twin:app --workers 2 --loop uvloop --http httptools
 
+``floor`` is the same app answering a constant after reading the upload (bench.floor_app's twin).
+
 The peer that shows what the web library costs: everything but Flask, Werkzeug and Gunicorn's
 worker is mnist_flask's own code (each uvicorn worker loads its own classifier on import).
 """
@@ -9,6 +11,7 @@ worker is mnist_flask's own code (each uvicorn worker loads its own classifier o
 from fastapi import FastAPI, UploadFile
 from fastapi.responses import JSONResponse
 
+from bench.bare_flask_app import CONSTANT
 from mnist_flask.config import Defaults
 from mnist_flask.model import load_classifier
 from mnist_flask.preprocessing import ImageError, prepare_upload
@@ -24,3 +27,12 @@ async def prediction(image: UploadFile):
     except ImageError as error:
         return JSONResponse({"error": str(error)}, status_code=error.status)
     return classifier.answers([digit])[0]
+
+
+floor = FastAPI()
+
+
+@floor.post("/prediction")
+async def constant_answer(image: UploadFile):
+    await image.read()
+    return CONSTANT

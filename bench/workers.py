@@ -36,6 +36,9 @@ def candidates(port: int, extra: dict[str, str]) -> dict[str, list[str]]:
             str(BIN / "uvicorn"), "bench.fastapi_twin:app", "--host", "127.0.0.1", "--port", str(port),
             "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log"],  # fmt: skip
     }
+    commands["flask floor: mnist_flask answering a constant, shipped worker"] = base[:-1] + ["bench.floor_app:app"]
+    twin = commands["fastapi twin (uvicorn, uvloop, httptools, 2 workers)"]
+    commands["fastapi floor: the twin answering a constant"] = [twin[0], "bench.fastapi_twin:floor", *twin[2:]]
     for name, path in extra.items():
         commands[name] = [str(BIN / "gunicorn"), "-c", path] + base[3:]
     return commands
@@ -62,7 +65,8 @@ def main() -> None:
             port = free_port()
             command = candidates(port, extra)[name]
             log = Path(logs) / f"{len(servers)}.log"
-            servers[name] = stack.enter_context(serving(command, port, log, probe=answers_correctly(image, label)))
+            probe = answers_correctly(image, None if "floor" in name else label)
+            servers[name] = stack.enter_context(serving(command, port, log, probe=probe))
             runs[name] = []
         names = list(servers)
         for round_number in range(args.rounds):

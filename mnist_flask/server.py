@@ -13,7 +13,6 @@ the app is seen by the master's ``timeout`` like a stuck worker.
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
 import os
