@@ -15,10 +15,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     worker loads its own model and the master never touches the inference runtime.
     """
     app = Flask(__name__)
-    app.config.from_object(config.Defaults)
-    app.config.from_prefixed_env(config.ENV_PREFIX)
-    if test_config:
-        app.config.from_mapping(test_config)
+    app.config.update(config.load(test_config))
 
     logs.init_app(app)
     metrics.init_app(app)

@@ -64,6 +64,10 @@ def read_uploads() -> list[bytes]:
     if request.mimetype == "multipart/form-data":
         for field in UPLOAD_FIELDS:
             uploads = request.files.getlist(field)
+            if len(uploads) > current_app.config["MAX_BATCH"]:
+                raise RequestEntityTooLarge(
+                    f"at most {current_app.config['MAX_BATCH']} images per request (MAX_BATCH), got {len(uploads)}"
+                )
             if uploads:
                 return [upload.read() for upload in uploads]
         raise BadRequest("no file: send the image in the multipart field 'image' (or 'file')")
@@ -146,17 +150,21 @@ def named_classifier(name: str) -> Classifier:
 @bp.get("/v1/models/<model:name>")
 @swag_from(apispec.MODEL_STATUS)
 def model_status(name: str):
-    """TensorFlow Serving's model status: the served version and its state."""
+    """TensorFlow Serving's model status: the served version, and each version that failed to load
+    (state END, with the error), newest first."""
     slot = model_slot()
-    if slot.classifier is None and name == current_app.config["MODEL_NAME"]:
-        status = version_status(current_app.config["MODEL_VERSION"] or "", "UNAVAILABLE", slot.problem)
-        return jsonify(model_version_status=[status])
-    classifier = named_classifier(name)
-    return jsonify(model_version_status=[version_status(classifier.version, "AVAILABLE")], backend=classifier.backend)
+    if name != current_app.config["MODEL_NAME"]:
+        raise NotFound(f"no model named {name!r}; this server serves {current_app.config['MODEL_NAME']!r}")
+    failed = [version_status(version, "END", why) for version, why in slot.failures.items()]
+    if slot.classifier is None:
+        return jsonify(model_version_status=failed or [version_status("", "UNAVAILABLE", slot.problem)])
+    served = version_status(slot.classifier.version, "AVAILABLE")
+    statuses = sorted([served, *failed], key=lambda status: -int(status["version"]))
+    return jsonify(model_version_status=statuses, backend=slot.classifier.backend)
 
 
 def version_status(version, state: str, problem: str | None = None) -> dict:
-    error = {"error_code": "UNAVAILABLE" if problem else "OK", "error_message": problem or ""}
+    error = {"error_code": "UNKNOWN" if problem else "OK", "error_message": problem or ""}
     return {"version": str(version), "state": state, "status": error}
 
 
