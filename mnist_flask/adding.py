@@ -304,22 +304,34 @@ def prepare_savedmodel(local: Path, staging: Path) -> Prepared:
     )
 
 
-def prepare_as_is(runtime: str) -> Callable[[Path, Path], Prepared]:
-    """ONNX and LiteRT files are served as they are: the original is what runs."""
+def prepare_tflite(local: Path, staging: Path) -> Prepared:
+    """A LiteRT file is served as it is: the original is what runs."""
+    shutil.copyfile(local, staging / RUNTIMES["litert"][1])
+    return Prepared("litert", "none: served as added", None, None, {})
 
-    def prepare(local: Path, staging: Path) -> Prepared:
-        shutil.copyfile(local, staging / RUNTIMES[runtime][1])
-        return Prepared(runtime, "none: served as added", None, None, {})
 
-    return prepare
+def prepare_onnx(local: Path, staging: Path) -> Prepared:
+    """Served by ONNX Runtime as it is, with any weights kept in external data files (PyTorch's
+    exporter writes ``model.onnx.data`` beside the graph) folded into the one served file."""
+    try:
+        import onnx
+    except ImportError:
+        raise ModelRefused("adding ONNX models needs the onnx package: pip install -r requirements.txt") from None
+    try:
+        graph = onnx.load(str(local))
+        onnx.checker.check_model(graph)
+    except Exception as exc:
+        raise ModelRefused(f"{local.name} is not a valid ONNX model: {one_line(exc)}") from None
+    onnx.save_model(graph, str(staging / RUNTIMES["onnxruntime"][1]), save_as_external_data=False)
+    return Prepared("onnxruntime", "none: served as added (external data folded in)", None, None, {"onnx": onnx.__version__})
 
 
 PREPARE: dict[str, Callable[[Path, Path], Prepared]] = {
     "keras-h5": prepare_keras,
     "keras": prepare_keras,
     "savedmodel": prepare_savedmodel,
-    "onnx": prepare_as_is("onnxruntime"),
-    "tflite": prepare_as_is("litert"),
+    "onnx": prepare_onnx,
+    "tflite": prepare_tflite,
 }
 
 

@@ -28,7 +28,7 @@ def readyz():
     if slot.classifier is None:
         return jsonify(status="not ready", error=slot.problem, failed_versions=failed), 503
     answer = {"status": "ready", "model": slot.classifier.label, "backend": slot.classifier.backend}
-    return jsonify(answer, failed_versions=failed) if failed else jsonify(answer)
+    return jsonify({**answer, "failed_versions": failed} if failed else answer)
 
 
 @bp.get("/metrics")
