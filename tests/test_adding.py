@@ -296,15 +296,15 @@ def test_a_broken_new_version_never_takes_the_service_down(tmp_path, mnist_test)
         break_version(store, 2)
         server.process.send_signal(signal.SIGHUP)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "failed_versions" not in requests.get(server.url + "/readyz", timeout=5).json():
+        while time.monotonic() < deadline and "failed_versions" not in requests.get(server.url + "/readyz", timeout=20).json():
             time.sleep(0.1)
         time.sleep(2)  # the old workers retire while the load goes on
         stop.set()
         for thread in threads:
             thread.join()
-        ready = requests.get(server.url + "/readyz", timeout=5).json()
-        statuses = requests.get(server.url + "/v1/models/mnist", timeout=5).json()["model_version_status"]
-        scraped = requests.get(server.url + "/metrics", timeout=5).text
+        ready = requests.get(server.url + "/readyz", timeout=20).json()
+        statuses = requests.get(server.url + "/v1/models/mnist", timeout=20).json()["model_version_status"]
+        scraped = requests.get(server.url + "/metrics", timeout=20).text
         log = server.access_log()
     assert answers and {status for status, _ in answers} == {200}
     assert {model for _, model in answers} == {"mnist:1"}
@@ -313,3 +313,45 @@ def test_a_broken_new_version_never_takes_the_service_down(tmp_path, mnist_test)
     assert statuses[0]["status"]["error_message"] == ready["failed_versions"]["2"]
     assert 'mnist_flask_model_load_failed{name="mnist",version="2"} 1.0' in scraped
     assert "model mnist:2 not loaded" in log
+
+
+@pytest.fixture(scope="module")
+def buckets(lecture_models):
+    """Local S3 (moto) and Google Cloud Storage (gcp-storage-emulator) servers holding the lecture's
+    files, and the environment that points fsspec's s3fs and gcsfs at them."""
+    from gcp_storage_emulator.server import create_server
+    from moto.server import ThreadedMotoServer
+
+    s3_port, gcs_port = free_port(), free_port()
+    env = {
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1",
+        "FSSPEC_S3_ENDPOINT_URL": f"http://127.0.0.1:{s3_port}",
+        "STORAGE_EMULATOR_HOST": f"http://127.0.0.1:{gcs_port}", "FSSPEC_GCS_TOKEN": "anon",
+        "GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false",  # the emulator has no gRPC control plane to ask
+    }  # fmt: skip
+    s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
+    gcs = create_server("127.0.0.1", gcs_port, in_memory=True, default_bucket="models")
+    s3.start()
+    gcs.start()
+    upload = subprocess.run([sys.executable, "-c", f"""
+import fsspec
+s3 = fsspec.filesystem("s3")
+s3.mkdir("models")
+s3.put({str(lecture_models / "exported_savedmodel")!r}, "models/exported_savedmodel", recursive=True)
+fsspec.filesystem("gs").put({str(lecture_models / "mnist_model.h5")!r}, "models/mnist_model.h5")
+"""], env={**os.environ, **env}, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert upload.returncode == 0, upload.stderr[-2000:]
+    yield env
+    s3.stop()
+    gcs.stop()
+
+
+@pytest.mark.parametrize("source, found", [("s3://models/exported_savedmodel", "savedmodel"),
+                                           ("gs://models/mnist_model.h5", "keras-h5")])  # fmt: skip
+def test_a_model_is_added_from_a_bucket(buckets, tmp_path, source, found):
+    store = tmp_path / "store"
+    result = cli("models", "add", source, "--model-dir", str(store), "--data", str(DATA), env=buckets)
+    assert result.returncode == 0, result.stderr[-3000:]
+    metadata = json.loads((store / "mnist" / "1" / "metadata.json").read_text())
+    assert (metadata["source"]["location"], metadata["source"]["format"]) == (source, found)
+    assert metadata["evaluation"]["accuracy"] >= 0.9
