@@ -17,7 +17,7 @@ import math
 import re
 from dataclasses import dataclass
 
-import jsonschema
+import jsonschema_rs
 import numpy as np
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -27,7 +27,6 @@ WIRE_FP32 = np.dtype("<f4")  # binary tensor data is little-endian, row-major, u
 JSON_DECIMALS = 6  # as the TF Serving routes: 0.99999, not 0.9999899864196777
 BYTE_COUNT = re.compile(r"[0-9]{1,12}")  # far above any body MAX_CONTENT_LENGTH lets through
 
-PARAMETERS = {"type": "object", "description": "optional parameters; `binary_data_size` (bytes) marks binary data"}
 SHAPE = {"type": "array", "items": {"type": "integer", "minimum": 0}, "example": [2, 28, 28, 1]}
 
 REQUEST_INPUT = {
@@ -37,7 +36,16 @@ REQUEST_INPUT = {
         "name": {"type": "string", "example": "input"},
         "shape": SHAPE,
         "datatype": {"type": "string", "example": FP32},
-        "parameters": PARAMETERS,
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "binary_data_size": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "the tensor is binary data: this many bytes after the JSON (and earlier inputs' bytes)",
+                }
+            },
+        },
         "data": {
             "type": "array",
             "items": {},
@@ -51,7 +59,10 @@ REQUEST_OUTPUT = {
     "required": ["name"],
     "properties": {
         "name": {"type": "string", "example": "probabilities"},
-        "parameters": {"type": "object", "description": "`binary_data: true` returns this output as binary data"},
+        "parameters": {
+            "type": "object",
+            "properties": {"binary_data": {"type": "boolean", "description": "return this output as binary data"}},
+        },
     },
 }
 
@@ -60,19 +71,18 @@ INFERENCE_REQUEST = {
     "required": ["inputs"],
     "properties": {
         "id": {"type": "string"},
-        "parameters": {"type": "object", "description": "`binary_data_output: true` returns every output as binary data"},
+        "parameters": {
+            "type": "object",
+            "properties": {"binary_data_output": {"type": "boolean", "description": "return every output as binary data"}},
+        },
         "inputs": {"type": "array", "minItems": 1, "items": REQUEST_INPUT},
         "outputs": {"type": "array", "items": REQUEST_OUTPUT},
     },
 }
 
-BINARY_PARAMETERS = {
-    "binary_data_size": {"type": "integer", "minimum": 0},
-    "binary_data": {"type": "boolean"},
-    "binary_data_output": {"type": "boolean"},
-}
-
-_check_request = jsonschema.Draft4Validator(INFERENCE_REQUEST)
+# Rust-compiled: microseconds a request, where the pure-Python validator takes a tenth of a millisecond
+# and, for JSON data, visits every element.
+_check_request = jsonschema_rs.Draft4Validator(INFERENCE_REQUEST)
 
 
 class ProtocolError(ValueError):
@@ -123,22 +133,11 @@ class InferenceRequest:
         for output in self.outputs:
             if output["name"] not in available:
                 raise ProtocolError(f"no output named {output['name']!r}; this model has {available}")
-            parameters = checked_parameters(output, f"output {output['name']!r}")
+            parameters = output.get("parameters", {})
             if "classification" in parameters:
                 raise ProtocolError("the classification extension is not supported: ask for the probabilities")
             chosen[output["name"]] = parameters.get("binary_data", self.binary_output)
         return chosen
-
-
-def checked_parameters(owner: dict, what: str) -> dict:
-    parameters = owner.get("parameters") or {}
-    for key, schema in BINARY_PARAMETERS.items():
-        if key in parameters:
-            try:
-                jsonschema.validate(parameters[key], schema)
-            except jsonschema.ValidationError as error:
-                raise ProtocolError(f"{what}: parameter {key!r}: {error.message}") from None
-    return parameters
 
 
 def json_header_length(value: str | None, body_length: int) -> int:
@@ -160,14 +159,14 @@ def parse_request(body: bytes, header_length: str | None = None) -> InferenceReq
         header = json.loads(body[:split])
     except (ValueError, RecursionError):  # bad JSON, bad UTF-8, absurd nesting
         raise ProtocolError(f"the first {split} bytes of the body are not a JSON object") from None
-    error = jsonschema.exceptions.best_match(_check_request.iter_errors(header))
+    error = next(_check_request.iter_errors(header), None)
     if error is not None:
-        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.absolute_path)
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in error.instance_path)
         raise ProtocolError(f"request{where}: {error.message[:200]}")
     binary = memoryview(body)[split:]
     inputs, offset = [], 0
     for item in header["inputs"]:
-        parameters = checked_parameters(item, f"input {item['name']!r}")
+        parameters = item.get("parameters", {})
         tensor = Tensor(item["name"], item["datatype"], item["shape"])
         if "binary_data_size" in parameters:
             if "data" in item:
@@ -189,12 +188,11 @@ def parse_request(body: bytes, header_length: str | None = None) -> InferenceReq
         inputs.append(tensor)
     if offset != len(binary):
         raise ProtocolError(f"the body has {len(binary) - offset} bytes after the JSON and the binary data its inputs declare")
-    request_parameters = checked_parameters(header, "request")
     return InferenceRequest(
         id=header.get("id"),
         inputs=inputs,
         outputs=header.get("outputs"),
-        binary_output=request_parameters.get("binary_data_output", False),
+        binary_output=header.get("parameters", {}).get("binary_data_output", False),
     )
 
 

@@ -72,7 +72,7 @@ PIXELS = np.zeros((1, 28, 28), np.float32).tobytes()
         (*binary_body(len(PIXELS), PIXELS + b"\0"), "1 bytes after"),  # trailing bytes
         (*binary_body(len(PIXELS) - 4, PIXELS[:-4]), "binary_data_size says"),  # size disagrees with shape
         (*binary_body(-4, PIXELS), "minimum"),
-        (*binary_body(True, PIXELS), "not of type 'integer'"),
+        (*binary_body(True, PIXELS), 'binary_data_size: true is not of type "integer"'),
         (*binary_body(10**30, PIXELS), "runs past the body"),
         (binary_body(len(PIXELS), PIXELS)[0], str(len(PIXELS) * 2), "but the body has only"),  # header length past the end
         (binary_body(len(PIXELS), PIXELS)[0], "40", "not a JSON object"),  # header length inside the JSON
