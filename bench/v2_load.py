@@ -112,34 +112,40 @@ def measure(seconds: int, rounds: int, concurrency: int, work: Path) -> dict:
                 order = list(WAYS)[round_number % len(WAYS) :] + list(WAYS)[: round_number % len(WAYS)]
                 for name in order:  # rotate who goes first
                     time.sleep(COOL_DOWN)
+                    cpu_before = server.cpu_seconds()
                     run = wrk(server.url, concurrency=concurrency, seconds=seconds, **runs[name])
                     run["images_per_s"] = run["requests_per_s"] * batch
+                    run["cpu_ms_per_image"] = (server.cpu_seconds() - cpu_before) * 1000 / max(run["requests"] * batch, 1)
                     measured[name].append(run)
                     print(f"batch {batch:<3} round {round_number + 1} {name:12s} {run['images_per_s']:9.0f} images/s  "
-                          f"p99 {run['p99_ms']:7.1f} ms  errors {run['errors']}", flush=True)  # fmt: skip
+                          f"p99 {run['p99_ms']:7.1f} ms  cpu {run['cpu_ms_per_image']:.3f} ms/image  errors {run['errors']}", flush=True)  # fmt: skip
             results["batches"][str(batch)] = measured
     return results
 
 
-def ratio(runs: dict, ours: str, other: str) -> float:
+def ratio(runs: dict, ours: str, other: str, key: str = "images_per_s") -> float:
     """Within each round (the two ran back to back), then the median over the rounds."""
-    return statistics.median(a["images_per_s"] / b["images_per_s"] for a, b in zip(runs[ours], runs[other]))
+    return statistics.median(a[key] / b[key] for a, b in zip(runs[ours], runs[other]))
 
 
 def markdown(results: dict) -> str:
     lines = [
         f"Machine: {results['machine']}. {results['date']}. One mnist_flask (Gunicorn, 2 workers), wrk at "
         f"{results['concurrency']} connections, {results['seconds_per_run']} s per run, {results['rounds']} rounds; "
-        "images/s is the median over the rounds, errors are summed.",
+        "each cell is the median round, errors are summed; ratios are taken within a round, then the median.",
         "",
-        "| way | digits per request | images/s | p99 ms | errors | images/s ÷ V2 binary (within a round) |",
-        "|---|---|---|---|---|---|",
+        "| way | digits per request | images/s | p99 ms | errors | server CPU ms per image | images/s ÷ V2 binary's | CPU per image ÷ V2 binary's |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for batch, runs in results["batches"].items():
         for name in WAYS:
             median = sorted(runs[name], key=lambda run: run["images_per_s"])[len(runs[name]) // 2]
             errors = sum(run["errors"] for run in runs[name])
-            lines.append(f"| {name} | {batch} | {median['images_per_s']:.0f} | {median['p99_ms']:.2f} | {errors} | {ratio(runs, name, 'v2_binary'):.2f} |")
+            lines.append(
+                f"| {name} | {batch} | {median['images_per_s']:.0f} | {median['p99_ms']:.2f} | {errors} | "
+                f"{median['cpu_ms_per_image']:.3f} | {ratio(runs, name, 'v2_binary'):.2f} | "
+                f"{ratio(runs, name, 'v2_binary', 'cpu_ms_per_image'):.2f} |"
+            )
     lines += ["", *[f"- `{name}`: {what}" for name, what in WAYS.items()]]
     return "\n".join(lines) + "\n"
 

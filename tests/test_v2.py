@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -11,6 +12,7 @@ import requests
 import tritonclient.http as triton
 from tritonclient.utils import InferenceServerException
 
+from bench.harness import ROOT
 from mnist_flask import create_app
 from mnist_flask.config import Defaults
 from mnist_flask.training import preprocess_all
@@ -151,3 +153,24 @@ def test_infer_needs_the_token_when_one_is_set(digits):
     headers["Authorization"] = "Bearer s3cret"
     assert client.post("/v2/models/mnist/infer", data=body, headers=headers).status_code == 200
     assert client.get("/v2/health/ready").status_code == 200 and client.get("/v2/models/mnist").status_code == 200
+
+
+def readme_example() -> str:
+    text = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
+    (example,) = [block for block in blocks if "tritonclient" in block]
+    return example
+
+
+def test_readme_tritonclient_example(server, capsys, monkeypatch):
+    """The README's tritonclient code, as written, against Gunicorn (only the address differs)."""
+    monkeypatch.chdir(ROOT)  # it reads data/mnist.npz, as from a checkout
+    example = readme_example()
+    assert '"localhost:8000"' in example
+    namespace: dict = {}
+    exec(compile(example.replace("localhost:8000", urlsplit(server.url).netloc), "README.md", "exec"), namespace)
+    printed = capsys.readouterr().out.splitlines()
+    assert namespace["result"].as_numpy("probabilities").argmax(axis=1).tolist() == namespace["labels"].tolist()
+    assert printed[1] == "[7 2 1 0 4 1 4 9] [7 2 1 0 4 1 4 9]"
+    assert printed[2] == namespace["client"].get_model_metadata("mnist")["versions"][0]
+    namespace["client"].close()
