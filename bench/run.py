@@ -213,19 +213,24 @@ def chart(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def save(results: dict, name: str, table: str) -> None:
+    """bench/results/<name>.json and .md, and the table on standard output."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as logs:
         results = measure(args.concurrency, args.seconds, args.rounds, Path(logs))
-    (RESULTS / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "benchmark.md").write_text(markdown(results))
+    save(results, "benchmark", markdown(results))
     chart(results, RESULTS / "benchmark.png")
-    print(markdown(results))
 
 
 if __name__ == "__main__":

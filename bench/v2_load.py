@@ -27,7 +27,7 @@ import tritonclient.http as triton
 from PIL import Image
 
 from bench.harness import ROOT, gunicorn
-from bench.run import COOL_DOWN, RESULTS, machine, wrk
+from bench.run import COOL_DOWN, machine, save, wrk
 from mnist_flask.training import preprocess_all
 
 BATCHES = (1, 64)
@@ -156,12 +156,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as work:
         results = measure(args.seconds, args.rounds, args.concurrency, Path(work))
-    (RESULTS / "v2.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "v2.md").write_text(markdown(results))
-    print(markdown(results))
+    save(results, "v2", markdown(results))
 
 
 if __name__ == "__main__":

@@ -346,6 +346,7 @@ V2_INFER = {
         "401": error_response("API_TOKEN is set and the request has no valid bearer token"),
         "404": error_response("no model by that name (or no such version served)"),
         "413": error_response("the body is over MAX_CONTENT_LENGTH"),
+        "415": error_response("a compressed body (Content-Encoding): send it uncompressed"),
         "503": error_response("this worker has no model loaded (see /v2/health/ready)"),
     },
 }

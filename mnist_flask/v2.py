@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flasgger import swag_from
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import BadRequest, NotFound
+from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 
 from . import apispec
 from .api import named_classifier, read_raw_body, tensor_batch
@@ -99,6 +99,9 @@ def infer(name: str):
 def infer_version(name: str, version: str | None):
     """One model call for the batch; the answer in JSON, or with binary data as the request asks."""
     classifier = served(name, version)
+    encoding = request.headers.get("Content-Encoding", "identity")
+    if encoding.lower() != "identity":  # tritonclient's request_compression_algorithm
+        raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed")
     try:
         inference = parse_request(read_raw_body(), request.headers.get(HEADER_LENGTH))
         batch = tensor_batch(inference.input(INPUT).fp32())

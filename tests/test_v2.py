@@ -114,6 +114,24 @@ def test_unknown_model_and_version_are_404(client, digits):
     assert refusal(lambda: client.get_model_metadata("mnist", model_version="999")).status() == "404"
 
 
+def test_compressed_request_is_415(client, digits):
+    batch, _ = digits
+    tensor = triton.InferInput("input", list(batch[:2].shape), "FP32")
+    tensor.set_data_from_numpy(batch[:2])
+    compressed = refusal(lambda: client.infer("mnist", [tensor], request_compression_algorithm="gzip"))
+    assert compressed.status() == "415" and "uncompressed" in compressed.message()
+
+
+def test_without_a_model_v2_is_live_but_says_why_it_is_not_ready():
+    client = create_app({"MODEL_VERSION": 42}).test_client()
+    assert client.get("/v2/health/live").status_code == 200
+    for path in ("/v2/health/ready", "/v2/models/mnist/ready", "/v2/models/mnist"):
+        response = client.get(path)
+        assert response.status_code == 503 and "42" in response.json["error"], path
+    body, json_length = binary_request(np.zeros((1, 28, 28), np.float32))
+    assert client.post("/v2/models/mnist/infer", data=body, headers={"Inference-Header-Content-Length": str(json_length)}).status_code == 503
+
+
 def binary_request(batch: np.ndarray) -> tuple[bytes, int]:
     header = {"inputs": [{"name": "input", "shape": list(batch.shape), "datatype": "FP32", "parameters": {"binary_data_size": batch.nbytes}}]}
     text = json.dumps(header).encode()
