@@ -177,8 +177,9 @@ def parse_request(body: bytes, header_length: str | None = None) -> InferenceReq
                     f"input {tensor.name!r}: binary_data_size {size} runs past the body "
                     f"({len(binary) - offset} bytes of binary data left)"
                 )
-            if tensor.datatype == FP32 and size != math.prod(tensor.shape) * WIRE_FP32.itemsize:
-                raise ProtocolError(f"input {tensor.name!r}: shape {tensor.shape} of {FP32} is {math.prod(tensor.shape) * 4} bytes, binary_data_size says {size}")
+            expected = math.prod(tensor.shape) * WIRE_FP32.itemsize
+            if tensor.datatype == FP32 and size != expected:
+                raise ProtocolError(f"input {tensor.name!r}: shape {tensor.shape} of {FP32} is {expected} bytes, binary_data_size says {size}")
             tensor.raw = bytes(binary[offset : offset + size])
             offset += size
         elif "data" in item:
