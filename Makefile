@@ -42,11 +42,13 @@ reload:
 test: $(INSTALLED) chromium
 	$(PY) -m pytest
 
-# Benchmark against the FastAPI original and the framework floors (bench/results/, about 12 minutes).
+# Benchmark against the FastAPI original and the framework floors, then digits/s through each API
+# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/, about 16 minutes.
 bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
+	$(PY) -m bench.v2_load
 
 # Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~9 min).
 upload-accuracy: $(INSTALLED)

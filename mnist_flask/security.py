@@ -8,7 +8,7 @@ from flask import Flask, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-PROTECTED_ENDPOINTS = {"api.prediction", "api.tfserving_predict"}
+PROTECTED_ENDPOINTS = {"api.prediction", "api.tfserving_predict", "v2.infer", "v2.infer_version"}
 
 # Our own pages need nothing from elsewhere; Swagger UI's page runs inline scripts, so it is left out.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'"
