@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .model import METADATA_FILE, list_versions
+from .model import METADATA_FILE, RUNTIME_PACKAGES, list_versions
 from .runtimes import CONVENTIONS, LAYOUTS, RUNTIMES, Runner, UnsupportedModel, adapter, layout_of, shape_text
 from .training import accuracy, load_mnist, preprocess_all
 
@@ -357,7 +357,7 @@ def keep_original(local: Path, staging: Path) -> str:
 
 
 def installed(runtime: str) -> dict:
-    package = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime"}[runtime]
+    package = RUNTIME_PACKAGES[runtime]
     return {package: distributions.version(package)}
 
 

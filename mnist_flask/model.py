@@ -21,6 +21,8 @@ from .runtimes import RUNTIMES, adapter
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
 EXTENSION = "mnist_classifier"
+RUNTIME_MODULES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime", "keras": "keras"}
+RUNTIME_PACKAGES = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime", "keras": "tensorflow-cpu"}
 
 
 class ModelNotFound(LookupError):
@@ -108,17 +110,20 @@ def choose_backend(folder: Path, backend: str) -> str:
     """``auto``: the first runtime in :data:`RUNTIMES` whose file the version has and that is installed."""
     if backend != "auto":
         return backend
-    for name, (_, filename) in RUNTIMES.items():
-        if (folder / filename).is_file() and runtime_installed(name):
+    servable = [name for name, (_, filename) in RUNTIMES.items() if (folder / filename).is_file()]
+    for name in servable:
+        if runtime_installed(name):
             return name
+    if servable:
+        wanted = [RUNTIME_PACKAGES[name] for name in servable]
+        raise ModelNotFound(f"{folder} is served by {' or '.join(servable)}, not installed here: pip install {wanted[0]}")
     files = ", ".join(sorted(path.name for path in folder.iterdir()))
-    raise ModelNotFound(f"{folder} has no file a runtime here serves (has {files})")
+    raise ModelNotFound(f"{folder} has no file a runtime serves (has {files})")
 
 
 def runtime_installed(name: str) -> bool:
-    module = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime", "keras": "keras"}[name]
     try:
-        __import__(module)
+        __import__(RUNTIME_MODULES[name])
     except ImportError:
         return False
     return True

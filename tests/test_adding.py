@@ -355,3 +355,19 @@ def test_a_model_is_added_from_a_bucket(buckets, tmp_path, source, found):
     metadata = json.loads((store / "mnist" / "1" / "metadata.json").read_text())
     assert (metadata["source"]["location"], metadata["source"]["format"]) == (source, found)
     assert metadata["evaluation"]["accuracy"] >= 0.9
+
+
+def test_a_version_whose_runtime_is_missing_names_what_to_install(tmp_path):
+    """A worker without ONNX Runtime (a slim image) reports what to install for an ONNX version."""
+    folder = tmp_path / "mnist" / "1"
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text("{}")
+    (folder / "model.onnx").write_bytes(b"")
+    script = f"""
+import sys
+sys.modules["onnxruntime"] = None  # as if it were not installed
+from mnist_flask import create_app
+print(create_app({{"MODEL_DIR": {str(tmp_path)!r}}}).test_client().get("/readyz").json["error"])
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "served by onnxruntime, not installed here: pip install onnxruntime" in result.stdout, result.stderr[-2000:]
