@@ -5,7 +5,7 @@ from __future__ import annotations
 from flasgger import Swagger
 from flask import Flask
 
-from . import api, apispec, config, health, logs, metrics, model, security, v2
+from . import api, apispec, config, errors, health, logs, metrics, model, security, v2
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -21,6 +21,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     metrics.init_app(app)
     security.init_app(app)
     Swagger(app, template=apispec.TEMPLATE)
+    app.register_blueprint(errors.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(v2.bp)

@@ -7,10 +7,11 @@ import numpy as np
 from flasgger import swag_from
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.routing import BaseConverter
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import apispec, web
 from .metrics import metrics
+from .security import token_required
 from .model import Classifier, classify_each, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
 
@@ -41,6 +42,7 @@ def root():
 
 @bp.post("/prediction")
 @swag_from(apispec.PREDICTION)
+@token_required
 def prediction():
     uploads = read_uploads()
     if len(uploads) > 1:
@@ -110,6 +112,7 @@ def classify(digits: list[Digit]) -> list[dict]:
 
 @bp.post("/v1/models/<model:name>:predict")
 @swag_from(apispec.TFSERVING_PREDICT)
+@token_required
 def tfserving_predict(name: str):
     """TensorFlow Serving's REST predict, so its existing clients can point here unchanged."""
     classifier = named_classifier(name)
@@ -186,22 +189,3 @@ def model_metadata(name: str):
 
 def tensor_info(*dims: int) -> dict:
     return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": str(size)} for size in dims]}}
-
-
-@bp.app_errorhandler(ImageError)
-def image_error(error: ImageError):
-    return error_response(error.status, str(error))
-
-
-@bp.app_errorhandler(HTTPException)
-def http_error(error: HTTPException):
-    """Every HTTP error as ``{"error": ...}``, or as the page's own message for a browser form."""
-    metrics().errors.labels(error.name.lower().replace(" ", "_")).inc()
-    headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
-    return error_response(error.code or 500, error.description or error.name, headers)
-
-
-def error_response(status: int, message: str, headers=()):
-    if web.wants_html():
-        return web.error_page(status, message), status, headers
-    return jsonify(error=message), status, headers

@@ -13,6 +13,7 @@ from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 from . import apispec
 from .api import named_classifier, read_raw_body, tensor_batch
 from .metrics import metrics
+from .security import token_required
 from .model import Classifier, model_slot
 from .preprocessing import FIELD
 from .v2_protocol import BINARY_CONTENT_TYPE, FP32, HEADER_LENGTH, ProtocolError, parse_request, response_body
@@ -90,12 +91,14 @@ def model_version_ready(name: str, version: str | None):
 
 @bp.post("/v2/models/<model:name>/infer")
 @swag_from(apispec.V2_INFER)
+@token_required
 def infer(name: str):
     return infer_version(name, None)
 
 
 @bp.post("/v2/models/<model:name>/versions/<version>/infer")
 @swag_from(apispec.V2_INFER_VERSION)
+@token_required
 def infer_version(name: str, version: str | None):
     """One model call for the batch; the answer in JSON, or with binary data as the request asks."""
     classifier = served(name, version)
