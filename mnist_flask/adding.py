@@ -249,8 +249,8 @@ def tensorflow():
         import tensorflow as tf
     except ImportError:
         raise ModelRefused(
-            "converting Keras and SavedModel models needs TensorFlow: pip install -r requirements.txt "
-            "(or pip install 'mnist_flask[train]')"
+            "converting Keras and SavedModel models needs TensorFlow: make install in the checkout "
+            "(or pip install -r requirements.txt)"
         ) from None
     return tf, keras
 
@@ -316,7 +316,7 @@ def prepare_onnx(local: Path, staging: Path) -> Prepared:
     try:
         import onnx
     except ImportError:
-        raise ModelRefused("adding ONNX models needs the onnx package: pip install -r requirements.txt") from None
+        raise ModelRefused("adding ONNX models needs the onnx package: make install (or pip install -r requirements.txt)") from None
     try:
         graph = onnx.load(str(local))
         onnx.checker.check_model(graph)
