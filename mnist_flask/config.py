@@ -8,7 +8,7 @@ ENV_PREFIX = "MNIST_FLASK"
 
 
 class Defaults:
-    MODEL_DIR = str(Path(__file__).resolve().parent.parent / "models")
+    MODEL_DIR = "models"  # the store, relative to the working directory (the checkout, or /app in the image)
     MODEL_NAME = "mnist"
     MODEL_VERSION = None  # None serves the newest version in MODEL_DIR/MODEL_NAME
     MODEL_BACKEND = "auto"  # auto: the version's LiteRT or ONNX file, in that order; or litert, onnxruntime, keras
