@@ -11,9 +11,9 @@ from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, Uns
 
 from . import apispec, web
 from .metrics import metrics
-from .security import token_required
 from .model import Classifier, classify_each, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
+from .security import token_required
 
 bp = Blueprint("api", __name__)
 

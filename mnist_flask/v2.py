@@ -13,9 +13,9 @@ from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
 from . import apispec
 from .api import named_classifier, read_raw_body, tensor_batch
 from .metrics import metrics
-from .security import token_required
 from .model import Classifier, model_slot
 from .preprocessing import FIELD
+from .security import token_required
 from .v2_protocol import BINARY_CONTENT_TYPE, FP32, HEADER_LENGTH, ProtocolError, parse_request, response_body
 
 bp = Blueprint("v2", __name__)
