@@ -15,7 +15,10 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from ._mnist_form import mnist_form_field
+try:
+    from ._mnist_form import mnist_form_field
+except ImportError:  # not compiled (no C compiler where it was installed): the same check in NumPy
+    from .mnist_form import mnist_form_field
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
