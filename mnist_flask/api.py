@@ -3,9 +3,11 @@ TensorFlow-Serving-compatible REST surface under ``/v1/models/``."""
 
 from __future__ import annotations
 
+from functools import partial
+
 import numpy as np
 from flasgger import swag_from
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import Blueprint, current_app, g, jsonify, request, url_for
 from werkzeug.routing import BaseConverter
 from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
@@ -44,15 +46,36 @@ def root():
 @swag_from(apispec.PREDICTION)
 @token_required
 def prediction():
+    """``?version=3`` or ``?label=stable`` pick a version; otherwise the default one, or the canary for its share."""
     uploads = read_uploads()
+    classifier = requested_classifier()
     if len(uploads) > 1:
-        return jsonify(predictions=classify_each(uploads, decode, classify), model=get_classifier().label)
+        return jsonify(predictions=classify_each(uploads, decode, partial(classify, classifier)), model=classifier.label)
     digit = decode(uploads[0])
-    answer = classify([digit])[0]
+    answer = classify(classifier, [digit])[0]
     browser = web.wants_html()
     if browser or asks_for_model_input():
         answer["model_input"] = web.model_input_data_url(digit)
     return web.result_page(answer) if browser else jsonify(answer)
+
+
+def requested_classifier() -> Classifier:
+    """The version ``?version=`` or ``?label=`` names (404 naming the ones there are), else :func:`chosen`."""
+    if request.query_string:  # most calls have none: skip parsing it
+        version, label = request.args.get("version"), request.args.get("label")
+        if version is not None and label is not None:
+            raise BadRequest("name a version or a label, not both")
+        if version is not None:
+            return chosen(model_slot().version(version))
+        if label is not None:
+            return chosen(model_slot().labelled(label))
+    return chosen(model_slot().choose())
+
+
+def chosen(classifier: Classifier) -> Classifier:
+    """Remember which version answers, for the per-version metrics and the ``X-Model`` header."""
+    g.model = classifier
+    return classifier
 
 
 def asks_for_model_input() -> bool:
@@ -101,12 +124,16 @@ def decode(data: bytes) -> Digit:
         raise
 
 
-def classify(digits: list[Digit]) -> list[dict]:
+def classify(classifier: Classifier, digits: list[Digit]) -> list[dict]:
     recorded = metrics()
     with recorded.inference.time():
-        answers = get_classifier().answers(digits)
+        answers = classifier.answers(digits)
+    version = recorded.version(classifier.version)
     for answer in answers:
         recorded.predictions[answer["prediction"]].inc()
+        version.predictions[answer["prediction"]].inc()
+        if answer["digit_found"]:
+            version.digit_found.inc()
     return answers
 
 
@@ -115,7 +142,25 @@ def classify(digits: list[Digit]) -> list[dict]:
 @token_required
 def tfserving_predict(name: str):
     """TensorFlow Serving's REST predict, so its existing clients can point here unchanged."""
-    classifier = named_classifier(name)
+    check_model_name(name)
+    return tfserving_predict_with(chosen(model_slot().choose()))
+
+
+@bp.post("/v1/models/<model:name>/versions/<int:version>:predict")
+@swag_from(apispec.TFSERVING_PREDICT_VERSION)
+def tfserving_predict_version(name: str, version: int):
+    check_model_name(name)
+    return tfserving_predict_with(chosen(model_slot().version(version)))
+
+
+@bp.post("/v1/models/<model:name>/labels/<model:label>:predict")
+@swag_from(apispec.TFSERVING_PREDICT_LABEL)
+def tfserving_predict_label(name: str, label: str):
+    check_model_name(name)
+    return tfserving_predict_with(chosen(model_slot().labelled(label)))
+
+
+def tfserving_predict_with(classifier: Classifier):
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise BadRequest('send a JSON object with either "instances" or "inputs": a list of 28x28 arrays')
@@ -124,6 +169,14 @@ def tfserving_predict(name: str):
     with metrics().inference.time():
         probabilities = classifier.predict(batch)
     return jsonify({"predictions" if key == "instances" else "outputs": rounded_probabilities(probabilities)})
+
+
+@bp.after_app_request
+def name_the_model(response):
+    """Every answer a version produced says which one, TF Serving's and V2's included: ``X-Model: mnist:3``."""
+    if "model" in g:
+        response.headers["X-Model"] = g.model.label
+    return response
 
 
 def tensor_batch(values) -> np.ndarray:
@@ -144,30 +197,66 @@ def tensor_batch(values) -> np.ndarray:
 
 
 def named_classifier(name: str) -> Classifier:
-    classifier = get_classifier()
-    if name != classifier.name:
-        raise NotFound(f"no model named {name!r}; this server serves {classifier.name!r}")
-    return classifier
+    """The default version when ``name`` is the served model; 404 otherwise."""
+    check_model_name(name)
+    return get_classifier()
+
+
+def check_model_name(name: str) -> None:
+    if name != current_app.config["MODEL_NAME"]:
+        raise NotFound(f"no model named {name!r}; this server serves {current_app.config['MODEL_NAME']!r}")
 
 
 @bp.get("/v1/models/<model:name>")
 @swag_from(apispec.MODEL_STATUS)
 def model_status(name: str):
-    """TensorFlow Serving's model status: the served version, and each version that failed to load
-    (state END, with the error), newest first."""
+    """TensorFlow Serving's model status: every version in the store with its state, newest first:
+    AVAILABLE when loaded, END with the error when it failed to load (or was left out by
+    MODEL_VERSIONS_LOADED); ``version_labels`` as TF Serving's config names them."""
+    check_model_name(name)
     slot = model_slot()
-    if name != current_app.config["MODEL_NAME"]:
-        raise NotFound(f"no model named {name!r}; this server serves {current_app.config['MODEL_NAME']!r}")
-    failed = [version_status(version, "END", why) for version, why in slot.failures.items()]
-    if slot.classifier is None:
-        return jsonify(model_version_status=failed or [version_status("", "UNAVAILABLE", slot.problem)])
-    served = version_status(slot.classifier.version, "AVAILABLE")
-    statuses = sorted([served, *failed], key=lambda status: -int(status["version"]))
-    return jsonify(model_version_status=statuses, backend=slot.classifier.backend)
+    statuses = version_statuses(slot)
+    if not statuses:
+        return jsonify(model_version_status=[version_status("", "UNAVAILABLE", slot.problem)])
+    answer = {"model_version_status": [statuses[version] for version in sorted(statuses, reverse=True)]}
+    if slot.classifier is not None:
+        answer["backend"] = slot.classifier.backend
+    return jsonify(**answer, version_labels={label: str(version) for label, version in slot.labels.items()})
 
 
-def version_status(version, state: str, problem: str | None = None) -> dict:
-    error = {"error_code": "UNKNOWN" if problem else "OK", "error_message": problem or ""}
+@bp.get("/v1/models/<model:name>/versions/<int:version>")
+@swag_from(apispec.MODEL_STATUS_VERSION)
+def model_version_status(name: str, version: int):
+    check_model_name(name)
+    return one_version_status(model_slot(), version)
+
+
+@bp.get("/v1/models/<model:name>/labels/<model:label>")
+@swag_from(apispec.MODEL_STATUS_LABEL)
+def model_label_status(name: str, label: str):
+    check_model_name(name)
+    slot = model_slot()
+    if label not in slot.labels:
+        slot.labelled(label)  # the 404 naming the labels there are
+    return one_version_status(slot, slot.labels[label])
+
+
+def one_version_status(slot, version: int):
+    statuses = version_statuses(slot)
+    if version not in statuses:
+        slot.version(version)  # the 404 naming the versions there are
+    return jsonify(model_version_status=[statuses[version]])
+
+
+def version_statuses(slot) -> dict[int, dict]:
+    statuses = {version: version_status(version, "AVAILABLE") for version in slot.loaded}
+    statuses |= {version: version_status(version, "END", why) for version, why in slot.failures.items()}
+    statuses |= {version: version_status(version, "END", why, "OK") for version, why in slot.not_loaded.items()}
+    return statuses
+
+
+def version_status(version, state: str, problem: str | None = None, code: str = "UNKNOWN") -> dict:
+    error = {"error_code": code if problem else "OK", "error_message": problem or ""}
     return {"version": str(version), "state": state, "status": error}
 
 
@@ -175,7 +264,24 @@ def version_status(version, state: str, problem: str | None = None) -> dict:
 @swag_from(apispec.MODEL_METADATA)
 def model_metadata(name: str):
     """The input/output signature, in TensorFlow Serving's shape, plus the model's own metadata."""
-    classifier = named_classifier(name)
+    return metadata_of(named_classifier(name))
+
+
+@bp.get("/v1/models/<model:name>/versions/<int:version>/metadata")
+@swag_from(apispec.MODEL_METADATA_VERSION)
+def model_version_metadata(name: str, version: int):
+    check_model_name(name)
+    return metadata_of(model_slot().version(version))
+
+
+@bp.get("/v1/models/<model:name>/labels/<model:label>/metadata")
+@swag_from(apispec.MODEL_METADATA_LABEL)
+def model_label_metadata(name: str, label: str):
+    check_model_name(name)
+    return metadata_of(model_slot().labelled(label))
+
+
+def metadata_of(classifier: Classifier):
     signature = {
         "inputs": {"input": {"name": "input", **tensor_info(-1, FIELD, FIELD, 1)}},
         "outputs": {"probabilities": {"name": "probabilities", **tensor_info(-1, 10)}},

@@ -111,11 +111,20 @@ PREDICTION = {
             "required": False,
             "description": "also return the 28x28 image the model saw, as a PNG data URL",
         },
+        {
+            "name": "version",
+            "in": "query",
+            "type": "integer",
+            "required": False,
+            "description": "answer with this loaded version (default: MODEL_VERSION or the newest, the canary for its share)",
+        },
+        {"name": "label", "in": "query", "type": "string", "required": False, "description": "answer with the version this label names, e.g. stable"},
     ],
     "responses": {
         "200": {"description": "the predicted digit", "schema": {"$ref": "#/definitions/Prediction"}},
         "400": error_response("no file, an empty file, not an image, or a corrupt image"),
         "401": error_response("API_TOKEN is set and the request has no valid bearer token"),
+        "404": error_response("no such version or label (the error names the ones there are)"),
         "413": error_response("the upload or its pixel count is over the configured limit"),
         "415": error_response("the request is neither multipart/form-data nor image/*"),
         "503": error_response("this worker has no model loaded (see /readyz)"),
@@ -192,7 +201,7 @@ TFSERVING_PREDICT = {
 
 MODEL_STATUS = {
     "tags": ["tensorflow-serving"],
-    "summary": "TensorFlow Serving model status: the served version and its state",
+    "summary": "TensorFlow Serving model status: every version and its state",
     "parameters": [NAME],
     "responses": {
         "200": {"description": "status", "schema": {"type": "object", "properties": {"model_version_status": {"type": "array", "items": {"type": "object"}}}}},
@@ -359,3 +368,19 @@ def with_version(spec: dict) -> dict:
 V2_MODEL_VERSION_METADATA = with_version(V2_MODEL_METADATA)
 V2_MODEL_VERSION_READY = with_version(V2_MODEL_READY)
 V2_INFER_VERSION = with_version(V2_INFER)
+
+
+# TensorFlow Serving's routes for one version or one label.
+LABEL = {"name": "label", "in": "path", "type": "string", "required": True, "description": "a version label, e.g. stable or canary"}
+
+
+def with_label(spec: dict) -> dict:
+    return {**spec, "parameters": [*spec["parameters"][:1], LABEL, *spec["parameters"][1:]]}
+
+
+TFSERVING_PREDICT_VERSION = with_version(TFSERVING_PREDICT)
+TFSERVING_PREDICT_LABEL = with_label(TFSERVING_PREDICT)
+MODEL_STATUS_VERSION = with_version(MODEL_STATUS)
+MODEL_STATUS_LABEL = with_label(MODEL_STATUS)
+MODEL_METADATA_VERSION = with_version(MODEL_METADATA)
+MODEL_METADATA_LABEL = with_label(MODEL_METADATA)

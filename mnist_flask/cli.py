@@ -17,7 +17,10 @@ from pathlib import Path
 import click
 
 from . import config
-from .model import METADATA_FILE, ModelNotFound, classify_each, list_versions, load_classifier, read_metadata, version_dir
+from .model import (
+    METADATA_FILE, ModelNotFound, classify_each, list_versions, load_classifier, read_labels, read_metadata, version_dir,
+    write_label,
+)
 from .preprocessing import prepare_upload
 from .runtimes import CONVENTIONS, OUTPUT_KINDS, RUNTIMES
 
@@ -97,8 +100,13 @@ def models():
 @model_dir_option
 @name_option
 def list_models(model_dir, name):
-    """Versions with their metadata, newest last (fields a version lacks are shown as unknown)."""
+    """Versions with their metadata and labels, newest last (fields a version lacks are shown as unknown)."""
+    try:
+        labels = read_labels(model_dir, name)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
     for version in list_versions(model_dir, name):
+        labelled = ",".join(sorted(label for label, target in labels.items() if target == version))
         meta = readable_metadata(version_dir(model_dir, name, version))
         accuracy = field_of(meta, "evaluation", "accuracy")
         click.echo(
@@ -107,7 +115,23 @@ def list_models(model_dir, name):
             f"runtime {field_of(meta, 'runtime', default='litert' if 'training' in meta else 'unknown')}  "
             f"x_test accuracy {f'{accuracy:.2%}' if isinstance(accuracy, (int, float)) else 'unknown'}  "
             f"source {field_of(meta, 'source', 'location', default=field_of(meta, 'training_data', 'source'))}"
+            + (f"  labels {labelled}" if labelled else "")
         )
+
+
+@models.command("label")
+@click.argument("label")
+@click.argument("version", type=int)
+@model_dir_option
+@name_option
+def label_model(label, version, model_dir, name):
+    """Point LABEL (e.g. stable, canary) at VERSION, in the store's labels.json. Servers use it after
+    their next reload (make reload: HUP); the version labelled canary gets MNIST_FLASK_CANARY_PERCENT."""
+    try:
+        labels = write_label(model_dir, name, label, version)
+    except (ModelNotFound, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"{name}:{version} is now {label!r}; labels: " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
 
 
 def readable_metadata(folder: Path) -> dict:

@@ -10,7 +10,9 @@ ENV_PREFIX = "MNIST_FLASK"
 class Defaults:
     MODEL_DIR = "models"  # the store, relative to the working directory (the checkout, or /app in the image)
     MODEL_NAME = "mnist"
-    MODEL_VERSION = None  # None serves the newest version in MODEL_DIR/MODEL_NAME
+    MODEL_VERSION = None  # requests naming no version go to it; None: the newest loaded
+    MODEL_VERSIONS_LOADED = "all"  # versions each worker loads: all, or N (or "latest N") for the newest N
+    CANARY_PERCENT = 0  # share (%) of requests naming no version that the version labelled canary answers
     MODEL_BACKEND = "auto"  # auto: the version's LiteRT or ONNX file, in that order; or litert, onnxruntime, keras
     DATA = "data/mnist.npz"  # digits for `mnist-flask` train, evaluate and models add; missing: Keras downloads them
 

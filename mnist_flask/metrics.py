@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from flask import Flask, Response, current_app, g, request
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -21,6 +21,16 @@ from .model import EXTENSION as MODEL_EXTENSION
 EXTENSION = "mnist_metrics"
 FAST_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 SIZE_BUCKETS = (256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216)
+
+
+@dataclass
+class VersionMetrics:
+    """One model version's children of the per-version metrics, made once per worker."""
+
+    requests: Counter
+    latency: Histogram
+    predictions: list[Counter]  # by digit
+    digit_found: Counter
 
 
 @dataclass
@@ -35,6 +45,23 @@ class Metrics:
     errors: Counter
     model: Gauge
     load_failures: Gauge
+    version_requests: Counter
+    version_latency: Histogram
+    version_predictions: Counter
+    version_digit_found: Counter
+    versions: dict[int, VersionMetrics] = field(default_factory=dict)
+
+    def version(self, version: int) -> VersionMetrics:
+        """The per-version children: two versions can be compared on live traffic."""
+        if version not in self.versions:
+            label = str(version)
+            self.versions[version] = VersionMetrics(
+                requests=self.version_requests.labels(label),
+                latency=self.version_latency.labels(label),
+                predictions=[self.version_predictions.labels(label, str(digit)) for digit in range(10)],
+                digit_found=self.version_digit_found.labels(label),
+            )
+        return self.versions[version]
 
 
 def multiprocess() -> bool:
@@ -77,6 +104,20 @@ def create_metrics() -> Metrics:
             "mnist_flask_model_load_failed", "1 for each model version a live worker could not load", ["name", "version"],
             multiprocess_mode="livemax", registry=target,
         ),
+        version_requests=Counter(
+            "mnist_flask_version_requests", "Requests answered by each model version", ["version"], registry=target
+        ),
+        version_latency=Histogram(
+            "mnist_flask_version_request_duration_seconds", "Time to answer a request, by the model version that answered",
+            ["version"], buckets=FAST_BUCKETS, registry=target,
+        ),
+        version_predictions=Counter(
+            "mnist_flask_version_predictions", "Predicted digits by model version", ["version", "digit"], registry=target
+        ),
+        version_digit_found=Counter(
+            "mnist_flask_version_digit_found", "Images in which a digit was found, by model version", ["version"],
+            registry=target,
+        ),
     )  # fmt: skip
 
 
@@ -87,9 +128,11 @@ def init_app(app: Flask) -> None:
 
 
 def record_model(app: Flask) -> None:
+    """Info and per-version series for every loaded version from the start (0 rather than no series)."""
     slot, recorded = app.extensions[MODEL_EXTENSION], app.extensions[EXTENSION]
-    if slot.classifier is not None:
-        recorded.model.labels(slot.classifier.name, str(slot.classifier.version), slot.classifier.backend).set(1)
+    for classifier in slot.loaded.values():
+        recorded.model.labels(classifier.name, str(classifier.version), classifier.backend).set(1)
+        recorded.version(classifier.version)
     for version in slot.failures:
         recorded.load_failures.labels(app.config["MODEL_NAME"], str(version)).set(1)
 
@@ -106,14 +149,36 @@ def count_request(response):
     endpoint = request.url_rule.rule if request.url_rule else "unmatched"
     recorded = metrics()
     recorded.requests.labels(endpoint, request.method, str(response.status_code)).inc()
-    recorded.latency.labels(endpoint).observe(time.perf_counter() - g.get("started", time.perf_counter()))
+    elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+    recorded.latency.labels(endpoint).observe(elapsed)
+    if "model" in g:
+        version = recorded.version(g.model.version)
+        version.requests.inc()
+        version.latency.observe(elapsed)
     return response
 
 
-def exposition() -> Response:
-    """The text format; in multiprocess mode, summed over every worker's files."""
+def summed_registry() -> CollectorRegistry:
+    """This app's registry; in multiprocess mode, one that sums every worker's files."""
     registry = metrics().registry
     if multiprocess():
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return registry
+
+
+def exposition() -> Response:
+    """The text format; in multiprocess mode, summed over every worker's files."""
+    return Response(generate_latest(summed_registry()), mimetype=CONTENT_TYPE_LATEST)
+
+
+def requests_by_version() -> dict[int, int]:
+    """Requests each version answered, summed over the workers (for the /models page)."""
+    counts: dict[int, int] = {}
+    for family in summed_registry().collect():
+        if family.name == "mnist_flask_version_requests":
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    version = int(sample.labels["version"])
+                    counts[version] = counts.get(version, 0) + int(sample.value)
+    return counts

@@ -8,18 +8,22 @@ Layout: ``<MODEL_DIR>/<name>/<version>/`` holds ``metadata.json`` and the file i
 from __future__ import annotations
 
 import json
+import os
+import random
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from flask import Flask, current_app
-from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.exceptions import NotFound, ServiceUnavailable
 
 from .preprocessing import Digit, ImageError
 from .runtimes import RUNTIMES, adapter
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
+LABELS_FILE = "labels.json"  # in <MODEL_DIR>/<name>/: version labels such as stable and canary
 EXTENSION = "mnist_classifier"
 RUNTIME_MODULES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime", "keras": "keras"}
 RUNTIME_PACKAGES = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime", "keras": "tensorflow-cpu"}
@@ -152,40 +156,139 @@ def load_classifier(model_dir: Path, name: str, version: int | None, backend: st
     return classifier
 
 
+LABEL_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,62}")
+CANARY = "canary"
+
+
+def read_labels(model_dir: Path, name: str) -> dict[str, int]:
+    """``labels.json`` in the model's folder: ``{"stable": 3, "canary": 4}``; none when it is missing."""
+    path = Path(model_dir) / name / LABELS_FILE
+    if not path.is_file():
+        return {}
+    labels = json.loads(path.read_text())
+    if not isinstance(labels, dict) or not all(isinstance(v, int) and not isinstance(v, bool) for v in labels.values()):
+        raise ValueError(f"{path} must map label names to version numbers, e.g. {{\"stable\": 3}}")
+    return labels
+
+
+def write_label(model_dir: Path, name: str, label: str, version: int) -> dict[str, int]:
+    """Point ``label`` at an existing ``version``: written to a temporary file, then renamed over the
+    old one, so a worker starting meanwhile reads the old labels or the new ones, never half a file."""
+    if not LABEL_PATTERN.fullmatch(label):
+        raise ValueError(f"label {label!r}: use a letter, then letters, digits, '_', '.' or '-' (e.g. stable, canary)")
+    if version not in list_versions(model_dir, name):
+        raise ModelNotFound(f"model {name!r} has no version {version} in {model_dir} (has {list_versions(model_dir, name)})")
+    labels = {**read_labels(model_dir, name), label: version}
+    path = Path(model_dir) / name / LABELS_FILE
+    staging = path.with_name(f".{LABELS_FILE}.{os.getpid()}")
+    staging.write_text(json.dumps(dict(sorted(labels.items())), indent=2) + "\n")
+    os.replace(staging, path)
+    return labels
+
+
+def versions_to_load(available: list[int], policy) -> list[int]:
+    """``MODEL_VERSIONS_LOADED``: ``"all"``, or ``N`` / ``"latest N"`` for the newest N versions."""
+    if policy in (None, "all"):
+        return list(available)
+    text = str(policy).removeprefix("latest").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(f"MODEL_VERSIONS_LOADED={policy!r}: use all, a number N or latest N (N >= 1)")
+    return available[-int(text):]
+
+
+class UnknownVersion(NotFound):
+    """A version or label this server does not have: 404 naming the ones it has."""
+
+
 @dataclass
 class ModelSlot:
-    """This worker's model, the versions that failed to load and why, or why there is no model
+    """This worker's versions: every one that loaded, the one unpinned traffic goes to (``classifier``),
+    the labels, the versions that failed to load and why, and why there is no default if there is none
     (readiness reports it instead of crash-looping)."""
 
     classifier: Classifier | None = None
     problem: str | None = None
     failures: dict[int, str] = field(default_factory=dict)
+    loaded: dict[int, Classifier] = field(default_factory=dict)
+    not_loaded: dict[int, str] = field(default_factory=dict)  # left out by MODEL_VERSIONS_LOADED
+    labels: dict[str, int] = field(default_factory=dict)
+    canary_percent: float = 0.0
+
+    @property
+    def canary(self) -> Classifier | None:
+        """The version labelled ``canary`` when it loaded, a share is set and it is not the default."""
+        canary = self.loaded.get(self.labels.get(CANARY))
+        if canary is None or self.canary_percent <= 0 or canary is self.classifier:
+            return None
+        return canary
+
+    def choose(self) -> Classifier:
+        """The classifier for a request that names no version: the canary for its share, else the default."""
+        canary = self.canary
+        if canary is not None and random.random() * 100 < self.canary_percent:
+            return canary
+        if self.classifier is None:
+            raise ServiceUnavailable(self.problem)
+        return self.classifier
+
+    def version(self, version: int | str) -> Classifier:
+        text = str(version)
+        if text.isdigit() and int(text) in self.loaded:
+            return self.loaded[int(text)]
+        if text.isdigit() and int(text) in self.failures:
+            raise ServiceUnavailable(f"version {text} failed to load: {self.failures[int(text)]}")
+        raise UnknownVersion(f"no version {text!r}; versions served: {sorted(self.loaded)}")
+
+    def labelled(self, label: str) -> Classifier:
+        if label not in self.labels:
+            raise UnknownVersion(f"no label {label!r}; labels: {self.labels or 'none'}")
+        return self.version(self.labels[label])
+
+    def labels_of(self, version: int) -> list[str]:
+        return sorted(label for label, labelled in self.labels.items() if labelled == version)
 
 
 def init_app(app: Flask) -> None:
-    """Load the model into this process; under Gunicorn that is each worker, after the fork.
+    """Load the model's versions into this process; under Gunicorn that is each worker, after the fork.
 
-    With no ``MODEL_VERSION`` the newest version that loads is served: a broken new version is
-    reported (log, readiness, status, metric) while the one before it keeps answering, as TF Serving
-    keeps its old version. A pinned version is served or nothing is.
+    Every version ``MODEL_VERSIONS_LOADED`` asks for is loaded, plus the pinned and the labelled ones.
+    Unpinned traffic goes to ``MODEL_VERSION``, or else the newest version that loaded: a broken new
+    version is reported (log, readiness, status, metric) while the one before it keeps answering, as
+    TF Serving keeps its old version; if none of the wanted versions loads, older ones are tried. A
+    pinned version that fails leaves no default (503), while the other versions still answer by name.
     """
     model_dir, name, pinned = Path(app.config["MODEL_DIR"]), app.config["MODEL_NAME"], app.config["MODEL_VERSION"]
-    slot = ModelSlot()
+    slot = ModelSlot(canary_percent=float(app.config["CANARY_PERCENT"] or 0))
     app.extensions[EXTENSION] = slot
-    candidates = [int(pinned)] if pinned is not None else list_versions(model_dir, name)[::-1]
-    for version in candidates:
+    try:
+        slot.labels = read_labels(model_dir, name)
+    except ValueError as exc:
+        app.logger.error("labels not read: %s", exc)
+    available = list_versions(model_dir, name)
+    wanted = set(versions_to_load(available, app.config["MODEL_VERSIONS_LOADED"])) | set(slot.labels.values())
+    if pinned is not None:
+        wanted.add(int(pinned))
+    for version in sorted(set(available) | wanted, reverse=True):
+        if version not in wanted and (slot.loaded or pinned is not None):
+            slot.not_loaded[version] = f"not loaded: MODEL_VERSIONS_LOADED={app.config['MODEL_VERSIONS_LOADED']}"
+            continue
         try:
-            slot.classifier = load_classifier(model_dir, name, version, app.config["MODEL_BACKEND"])
-        except Exception as exc:  # any failure: report it and try the version before
+            slot.loaded[version] = load_classifier(model_dir, name, version, app.config["MODEL_BACKEND"])
+        except Exception as exc:  # any failure: report it, and serve the others
             slot.failures[version] = f"{type(exc).__name__}: {exc}"
             app.logger.error("model %s:%s not loaded: %s", name, version, slot.failures[version])
-            continue
-        app.logger.info("serving %s with %s", slot.classifier.label, slot.classifier.backend)
+    if pinned is not None:
+        slot.classifier = slot.loaded.get(int(pinned))
+    elif slot.loaded:
+        slot.classifier = slot.loaded[max(slot.loaded)]
+    if slot.classifier is not None:
+        served = ", ".join(f"{c.label} ({c.backend})" for c in slot.loaded.values())
+        app.logger.info("serving %s by default; loaded %s", slot.classifier.label, served)
         return
-    if not candidates:
+    if not available and pinned is None:
         slot.problem = f"model not loaded: {ModelNotFound(f'no versions of model {name!r} in {model_dir}')}"
     else:
-        failed = "; ".join(f"{name}:{version}: {why}" for version, why in slot.failures.items())
+        failed = "; ".join(f"{name}:{version}: {why}" for version, why in slot.failures.items() if pinned is None or int(pinned) == version)
         slot.problem = f"model not loaded: {failed}"
     app.logger.error("%s", slot.problem)
 
@@ -195,6 +298,7 @@ def model_slot() -> ModelSlot:
 
 
 def get_classifier() -> Classifier:
+    """The default version (``MODEL_VERSION`` or the newest loaded), or 503 saying why there is none."""
     slot = model_slot()
     if slot.classifier is None:
         raise ServiceUnavailable(slot.problem)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from flasgger import swag_from
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import BadRequest, NotFound, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import apispec
-from .api import named_classifier, read_raw_body, tensor_batch
+from .api import check_model_name, chosen, named_classifier, read_raw_body, tensor_batch
 from .metrics import metrics
 from .model import Classifier, model_slot
 from .preprocessing import FIELD
@@ -49,11 +49,18 @@ def server_metadata():
 
 
 def served(name: str, version: str | None) -> Classifier:
-    """The classifier for ``name`` (and ``version``, if given): 404 naming the served ones otherwise."""
-    classifier = named_classifier(name)
-    if version is not None and version != str(classifier.version):
-        raise NotFound(f"model {name!r} has no version {version!r} here; versions served: [{str(classifier.version)!r}]")
-    return classifier
+    """The classifier for ``name`` and ``version`` (any loaded one), or the default version: 404 naming
+    the served ones otherwise."""
+    if version is None:
+        return named_classifier(name)
+    check_model_name(name)
+    return model_slot().version(version)
+
+
+def model_slot_choice(name: str) -> Classifier:
+    """A request naming no version: the default one, or the canary for its share, as at /prediction."""
+    check_model_name(name)
+    return model_slot().choose()
 
 
 @bp.get("/v2/models/<model:name>")
@@ -69,7 +76,7 @@ def model_version_metadata(name: str, version: str | None):
     accepts = {"also_accepts_shape": [-1, FIELD, FIELD], "range": [0, 1], "ink": "white on black, as MNIST"}
     return jsonify(
         name=classifier.name,
-        versions=[str(classifier.version)],
+        versions=[str(version) for version in sorted(model_slot().loaded)],
         platform=classifier.backend,
         inputs=[{"name": INPUT, "datatype": FP32, "shape": INPUT_SHAPE, "parameters": accepts}],
         outputs=[{"name": OUTPUT, "datatype": FP32, "shape": [-1, 10]}],
@@ -101,7 +108,7 @@ def infer(name: str):
 @token_required
 def infer_version(name: str, version: str | None):
     """One model call for the batch; the answer in JSON, or with binary data as the request asks."""
-    classifier = served(name, version)
+    classifier = chosen(served(name, version) if version is not None else model_slot_choice(name))
     encoding = request.headers.get("Content-Encoding", "identity")
     if encoding.lower() != "identity":  # tritonclient's request_compression_algorithm
         raise UnsupportedMediaType(f"Content-Encoding {encoding!r} is not accepted: send the body uncompressed")
