@@ -18,7 +18,15 @@ import click
 
 from . import config
 from .model import (
-    METADATA_FILE, ModelNotFound, classify_each, list_versions, load_classifier, read_labels, read_metadata, version_dir,
+    METADATA_FILE,
+    ModelNotFound,
+    classify_each,
+    describe_version,
+    list_versions,
+    load_classifier,
+    read_labels,
+    readable_metadata,
+    version_dir,
     write_label,
 )
 from .preprocessing import prepare_upload
@@ -107,14 +115,12 @@ def list_models(model_dir, name):
         raise click.ClickException(str(exc)) from None
     for version in list_versions(model_dir, name):
         labelled = ",".join(sorted(label for label, target in labels.items() if target == version))
-        meta = readable_metadata(version_dir(model_dir, name, version))
-        accuracy = field_of(meta, "evaluation", "accuracy")
+        about = describe_version(version_dir(model_dir, name, version))
+        accuracy = about["accuracy"]
         click.echo(
-            f"{name}:{version}  created {field_of(meta, 'created')}  "
-            f"format {field_of(meta, 'source', 'format', default='keras' if 'training' in meta else 'unknown')}  "
-            f"runtime {field_of(meta, 'runtime', default='litert' if 'training' in meta else 'unknown')}  "
+            f"{name}:{version}  created {about['created']}  format {about['format']}  runtime {about['runtime']}  "
             f"x_test accuracy {f'{accuracy:.2%}' if isinstance(accuracy, (int, float)) else 'unknown'}  "
-            f"source {field_of(meta, 'source', 'location', default=field_of(meta, 'training_data', 'source'))}"
+            f"source {about['source']}"
             + (f"  labels {labelled}" if labelled else "")
         )
 
@@ -132,23 +138,6 @@ def label_model(label, version, model_dir, name):
     except (ModelNotFound, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name}:{version} is now {label!r}; labels: " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
-
-
-def readable_metadata(folder: Path) -> dict:
-    """A version's metadata, or an empty one where it is not a JSON object (hand-made, damaged)."""
-    try:
-        meta = read_metadata(folder)
-    except (OSError, ValueError):
-        return {}
-    return meta if isinstance(meta, dict) else {}
-
-
-def field_of(meta: dict, *keys: str, default="unknown"):
-    for key in keys:
-        if not isinstance(meta, dict) or key not in meta:
-            return default
-        meta = meta[key]
-    return meta
 
 
 @models.command("show")

@@ -60,6 +60,37 @@ def read_metadata(path: Path) -> dict:
     return json.loads((Path(path) / METADATA_FILE).read_text())
 
 
+def readable_metadata(folder: Path) -> dict:
+    """A version's metadata, or an empty one where it is not a JSON object (hand-made, damaged)."""
+    try:
+        meta = read_metadata(folder)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def field_of(meta: dict, *keys: str, default="unknown"):
+    for key in keys:
+        if not isinstance(meta, dict) or key not in meta:
+            return default
+        meta = meta[key]
+    return meta
+
+
+def describe_version(folder: Path) -> dict:
+    """What `models list` and the /models page show of a version; versions trained here (they record
+    their training) are Keras models served by LiteRT. Fields a version lacks are "unknown"."""
+    meta = readable_metadata(folder)
+    trained_here = "training" in meta
+    return {
+        "created": field_of(meta, "created"),
+        "format": field_of(meta, "source", "format", default="keras" if trained_here else "unknown"),
+        "runtime": field_of(meta, "runtime", default="litert" if trained_here else "unknown"),
+        "accuracy": field_of(meta, "evaluation", "accuracy", default=None),
+        "source": field_of(meta, "source", "location", default=field_of(meta, "training_data", "source")),
+    }
+
+
 @dataclass
 class Classifier:
     """Probabilities for a batch of 28x28 float32 fields (ink 1.0 on 0.0), whatever layout, pixel

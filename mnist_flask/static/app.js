@@ -1,5 +1,7 @@
 // The upload page without reloads: file picker, drag-and-drop and a drawing pad, all posting
-// to /prediction and showing the answer in place. Without JavaScript the form posts normally.
+// to /prediction and showing the answer in place; with "compare versions" ticked, the digit goes to
+// every loaded version at once and their answers are shown side by side. Without JavaScript the
+// form posts normally.
 "use strict";
 
 const form = document.getElementById("upload-form");
@@ -10,15 +12,20 @@ const result = document.getElementById("result");
 const pad = document.getElementById("pad");
 const stroke = document.getElementById("stroke");
 const maxBytes = Number(form.dataset.maxBytes);
+const compare = document.getElementById("compare"); // absent when only one version is loaded
+const comparison = document.getElementById("comparison");
+let lastSent = null;
 
 function showError(message) {
   errorBox.textContent = message;
   errorBox.hidden = false;
   result.hidden = true;
+  comparison.hidden = true;
 }
 
 function showAnswer(answer, sent) {
   errorBox.hidden = true;
+  comparison.hidden = true;
   document.getElementById("prediction").textContent = answer.prediction;
   document.getElementById("confidence").textContent = (answer.confidence * 100).toFixed(1) + " %";
   document.getElementById("model").textContent = answer.model;
@@ -34,28 +41,87 @@ function showAnswer(answer, sent) {
   result.hidden = false;
 }
 
+// One POST to /prediction; the answer, or an Error with the server's message.
+async function post(blob, filename, query) {
+  const body = new FormData();
+  body.append("image", blob, filename);
+  let response;
+  try {
+    response = await fetch(form.action + query, { method: "POST", body, headers: { Accept: "application/json" } });
+  } catch (failure) {
+    throw new Error("The server could not be reached: " + failure.message);
+  }
+  const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
+  if (!response.ok) throw new Error(answer.error);
+  return answer;
+}
+
 async function predict(blob, filename) {
   if (blob.size > maxBytes) {
     showError(`The file is ${(blob.size / 1048576).toFixed(1)} MB; the limit is ${(maxBytes / 1048576).toFixed(1)} MB.`);
     return;
   }
-  const body = new FormData();
-  body.append("image", blob, filename);
-  let response;
+  lastSent = [blob, filename];
   try {
-    response = await fetch(form.action + "?model_input=true", {
-      method: "POST", body, headers: { Accept: "application/json" },
-    });
+    if (compare && compare.checked) {
+      const versions = compare.dataset.versions.split(" ");
+      showComparison(await Promise.all(versions.map((version) => post(blob, filename, "?version=" + version))));
+    } else {
+      showAnswer(await post(blob, filename, "?model_input=true"), URL.createObjectURL(blob));
+    }
   } catch (failure) {
-    showError("The server could not be reached: " + failure.message);
-    return;
+    showError(failure.message);
   }
-  const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
-  if (!response.ok) {
-    showError(answer.error);
-    return;
-  }
-  showAnswer(answer, URL.createObjectURL(blob));
+}
+
+function element(tag, properties = {}, children = []) {
+  const made = Object.assign(document.createElement(tag), properties);
+  made.append(...children);
+  return made;
+}
+
+function probabilityTable(probabilities, best) {
+  const rows = probabilities.map((p, digit) => {
+    const bar = element("span", { className: "bar" });
+    bar.style.width = (p * 100).toFixed(1) + "%";
+    const row = element("tr", { className: digit === best ? "best" : "" }, [
+      element("th", { scope: "row", textContent: digit }),
+      element("td", {}, [bar]),
+      element("td", { className: "value", textContent: (p * 100).toFixed(2) + " %" }),
+    ]);
+    row.dataset.digit = digit;
+    return row;
+  });
+  return element("table", { className: "probabilities" }, [element("tbody", {}, rows)]);
+}
+
+// One card per version, in version order; a card whose digit differs from the most common answer is marked.
+function showComparison(answers) {
+  errorBox.hidden = true;
+  result.hidden = true;
+  const votes = {};
+  for (const answer of answers) votes[answer.prediction] = (votes[answer.prediction] || 0) + 1;
+  const common = Number(Object.keys(votes).reduce((a, b) => (votes[a] >= votes[b] ? a : b)));
+  const cards = answers.map((answer) => {
+    const card = element("article", { className: answer.prediction === common ? "" : "disagrees" }, [
+      element("h3", {}, [element("code", { textContent: answer.model })]),
+      element("div", { className: "answer" }, [
+        element("p", { className: "digit", textContent: answer.prediction }),
+        element("p", { textContent: "confidence " + (answer.confidence * 100).toFixed(1) + " %" }),
+      ]),
+      probabilityTable(answer.probabilities, answer.prediction),
+    ]);
+    card.dataset.model = answer.model;
+    return card;
+  });
+  document.getElementById("comparison-cards").replaceChildren(...cards);
+  comparison.hidden = false;
+}
+
+if (compare) {
+  compare.addEventListener("change", () => {
+    if (lastSent) predict(...lastSent);
+  });
 }
 
 form.addEventListener("submit", (event) => {
@@ -133,7 +199,9 @@ document.getElementById("predict-drawing").addEventListener("click", predictDraw
 document.getElementById("clear").addEventListener("click", () => {
   context.clearRect(0, 0, pad.width, pad.height);
   drawn = false;
+  lastSent = null;
   result.hidden = true;
+  comparison.hidden = true;
   errorBox.hidden = true;
 });
 
