@@ -7,12 +7,19 @@ from __future__ import annotations
 
 import os
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pytest
+import requests
 from conftest import encode
 from playwright.sync_api import expect, sync_playwright
+
+from test_versions import copy_store
+
+from bench.harness import ROOT, gunicorn
+from mnist_flask.model import list_versions, write_label
 
 CHROMIUM_ARGS = [
     "--no-sandbox",  # tests run as root in CI
@@ -156,3 +163,76 @@ def test_swagger_try_it_out_with_a_file(page, server, digit_file, screenshot_dir
     body = operation.locator(".live-responses-table .response-col_description pre").first
     expect(body).to_contain_text(f'"prediction": {label}')
     page.screenshot(path=screenshot_dir / "apidocs.png", full_page=False)
+
+
+def policy_violations(page) -> list[str]:
+    """Console messages about the Content-Security-Policy (an inline script or style it blocked)."""
+    found = []
+    page.on("console", lambda message: found.append(message.text) if "Content Security Policy" in message.text else None)
+    return found
+
+
+@pytest.fixture(scope="module")
+def rollout(tmp_path_factory):
+    """A store mid-rollout: version 2 pinned and labelled stable, version 3 the canary for 10 %."""
+    store = tmp_path_factory.mktemp("store")
+    copy_store(store)
+    write_label(store, "mnist", "stable", 2)
+    write_label(store, "mnist", "canary", 3)
+    env = {"MNIST_FLASK_MODEL_DIR": str(store), "MNIST_FLASK_MODEL_VERSION": "2", "MNIST_FLASK_CANARY_PERCENT": "10"}
+    with gunicorn(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", env=env) as started:
+        yield started
+
+
+def test_models_page_lists_every_version_with_its_traffic(browser, rollout, digit_file, screenshot_dir):
+    path, _ = digit_file
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda query: requests.post(rollout.url + "/prediction" + query, files={"image": path.read_bytes()}, timeout=10),
+                      [""] * 100 + ["?version=1"] * 3))  # fmt: skip
+    context = browser.new_context(viewport={"width": 1000, "height": 700})
+    page = context.new_page()
+    violations = policy_violations(page)
+    page.goto(rollout.url + "/")
+    page.get_by_role("link", name="Model versions").click()
+    rows = page.locator("#versions tbody tr")
+    expect(rows).to_have_count(3)
+    assert [rows.nth(i).get_attribute("data-version") for i in range(3)] == ["3", "2", "1"]
+    stable, canary, named = (page.locator(f"tr[data-version='{v}']") for v in (2, 3, 1))
+    expect(stable.locator(".labels")).to_have_text("stable")
+    expect(canary.locator(".labels")).to_have_text("canary")
+    expect(stable.locator(".share")).to_contain_text("90 % (default)")
+    expect(canary.locator(".share")).to_contain_text("10 % (canary)")
+    expect(named.locator(".share")).to_contain_text("only when named")
+    expect(canary).to_contain_text("litert")
+    expect(canary).to_contain_text("99.14 %")  # its x_test accuracy, from its metadata
+    counts = [int(row.locator(".requests").inner_text()) for row in (stable, canary, named)]
+    assert sum(counts[:2]) == 100 and counts[2] == 3  # summed over both workers
+    assert violations == []
+    page.screenshot(path=screenshot_dir / "models.png", full_page=True)
+    context.close()
+
+
+def test_compare_versions_shows_every_version_side_by_side(page, server, digit_file, screenshot_dir):
+    path, label = digit_file
+    versions = list_versions(ROOT / "models", "mnist")
+    violations = policy_violations(page)
+    page.goto(server.url + "/")
+    page.get_by_label("Compare versions").check()
+    page.get_by_label("Choose a digit picture").set_input_files(path)
+    cards = page.locator("#comparison-cards article")
+    expect(cards).to_have_count(len(versions))
+    assert [cards.nth(i).get_attribute("data-model") for i in range(len(versions))] == [f"mnist:{v}" for v in versions]
+    for index in range(len(versions)):
+        expect(cards.nth(index).locator(".digit")).to_have_text(str(label))
+        expect(cards.nth(index).locator("tr.best")).to_have_attribute("data-digit", str(label))
+        assert cards.nth(index).locator("tr[data-digit]").count() == 10
+    expect(page.locator("#result")).to_be_hidden()
+    page.screenshot(path=screenshot_dir / "compare.png", full_page=True)
+    page.get_by_role("button", name="Clear").click()
+    draw(page, SEVEN)
+    expect(cards.first.locator(".digit")).to_have_text("7")
+    expect(cards).to_have_count(len(versions))
+    page.get_by_label("Compare versions").uncheck()  # the same drawing again, to the default version only
+    expect(page.locator("#prediction")).to_have_text("7")
+    expect(page.locator("#comparison")).to_be_hidden()
+    assert violations == []

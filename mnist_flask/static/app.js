@@ -34,7 +34,7 @@ function showAnswer(answer, sent) {
   document.getElementById("model-input").src = answer.model_input;
   for (const row of document.querySelectorAll("#probabilities tr[data-digit]")) {
     const p = answer.probabilities[Number(row.dataset.digit)];
-    row.querySelector(".bar").style.width = (p * 100).toFixed(1) + "%";
+    row.querySelector(".bar").value = p;
     row.querySelector(".value").textContent = (p * 100).toFixed(2) + " %";
     row.classList.toggle("best", Number(row.dataset.digit) === answer.prediction);
   }
@@ -82,8 +82,7 @@ function element(tag, properties = {}, children = []) {
 
 function probabilityTable(probabilities, best) {
   const rows = probabilities.map((p, digit) => {
-    const bar = element("span", { className: "bar" });
-    bar.style.width = (p * 100).toFixed(1) + "%";
+    const bar = element("meter", { className: "bar", min: 0, max: 1, value: p });
     const row = element("tr", { className: digit === best ? "best" : "" }, [
       element("th", { scope: "row", textContent: digit }),
       element("td", {}, [bar]),
