@@ -268,7 +268,7 @@ class ModelSlot:
             return self.loaded[int(text)]
         if text.isdigit() and int(text) in self.failures:
             raise ServiceUnavailable(f"version {text} failed to load: {self.failures[int(text)]}")
-        raise UnknownVersion(f"no version {text!r}; versions served: {sorted(self.loaded)}")
+        raise UnknownVersion(f"no version {text!r}; versions served: {[str(v) for v in sorted(self.loaded)]}")
 
     def labelled(self, label: str) -> Classifier:
         if label not in self.labels:

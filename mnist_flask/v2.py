@@ -76,11 +76,18 @@ def model_version_metadata(name: str, version: str | None):
     accepts = {"also_accepts_shape": [-1, FIELD, FIELD], "range": [0, 1], "ink": "white on black, as MNIST"}
     return jsonify(
         name=classifier.name,
-        versions=[str(version) for version in sorted(model_slot().loaded)],
+        versions=served_versions(),
         platform=classifier.backend,
         inputs=[{"name": INPUT, "datatype": FP32, "shape": INPUT_SHAPE, "parameters": accepts}],
         outputs=[{"name": OUTPUT, "datatype": FP32, "shape": [-1, 10]}],
     )
+
+
+def served_versions() -> list[str]:
+    """Every loaded version, the one answering requests that name none first, then newest first."""
+    slot = model_slot()
+    default = [slot.classifier.version] if slot.classifier else []
+    return [str(v) for v in default + sorted(set(slot.loaded) - set(default), reverse=True)]
 
 
 @bp.get("/v2/models/<model:name>/ready")

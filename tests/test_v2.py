@@ -15,6 +15,7 @@ from tritonclient.utils import InferenceServerException
 from bench.harness import ROOT
 from mnist_flask import create_app
 from mnist_flask.config import Defaults
+from mnist_flask.model import list_versions
 from mnist_flask.training import preprocess_all
 
 
@@ -44,7 +45,8 @@ def test_health_metadata_and_readiness(client):
     assert client.is_server_live() and client.is_server_ready()
     assert "binary_tensor_data" in client.get_server_metadata()["extensions"]
     metadata = client.get_model_metadata("mnist")
-    (version,) = metadata["versions"]
+    version, *others = metadata["versions"]  # the version answering unversioned requests first
+    assert sorted([version, *others], key=int) == [str(v) for v in list_versions(ROOT / "models", "mnist")]
     assert metadata["inputs"] == [
         {"name": "input", "datatype": "FP32", "shape": [-1, 28, 28, 1], "parameters": metadata["inputs"][0]["parameters"]}
     ]

@@ -91,7 +91,7 @@ def test_each_route_answers_with_the_version_or_label_it_names(served, image, mn
     status = requests.get(base + "/v1/models/mnist", timeout=10).json()
     assert [(s["version"], s["state"]) for s in status["model_version_status"]] == [("3", "AVAILABLE"), ("2", "AVAILABLE"), ("1", "AVAILABLE")]
     assert status["version_labels"] == {"canary": "2", "stable": "1"}
-    assert requests.get(base + "/v2/models/mnist", timeout=10).json()["versions"] == ["1", "2", "3"]
+    assert requests.get(base + "/v2/models/mnist", timeout=10).json()["versions"] == ["3", "2", "1"]  # the default first
     v2 = {"inputs": [{"name": "input", "datatype": "FP32", "shape": [1, 28, 28], "data": (mnist_test[0][0] / 255.0).ravel().tolist()}]}
     assert requests.post(base + "/v2/models/mnist/versions/1/infer", json=v2, timeout=10).json()["model_version"] == "1"
 
@@ -99,14 +99,14 @@ def test_each_route_answers_with_the_version_or_label_it_names(served, image, mn
 @pytest.mark.parametrize(
     ("method", "path", "names"),
     [
-        ("post", "/prediction?version=9", "[1, 2, 3]"),
+        ("post", "/prediction?version=9", "['1', '2', '3']"),
         ("post", "/prediction?label=nightly", "'canary': 2, 'stable': 1"),
-        ("post", "/v1/models/mnist/versions/9:predict", "[1, 2, 3]"),
+        ("post", "/v1/models/mnist/versions/9:predict", "['1', '2', '3']"),
         ("post", "/v1/models/mnist/labels/nightly:predict", "'stable': 1"),
-        ("get", "/v1/models/mnist/versions/9", "[1, 2, 3]"),
+        ("get", "/v1/models/mnist/versions/9", "['1', '2', '3']"),
         ("get", "/v1/models/mnist/labels/nightly", "'stable': 1"),
         ("get", "/v1/models/mnist/labels/nightly/metadata", "'stable': 1"),
-        ("get", "/v2/models/mnist/versions/9", "[1, 2, 3]"),
+        ("get", "/v2/models/mnist/versions/9", "['1', '2', '3']"),
     ],
 )
 def test_an_unknown_version_or_label_is_a_404_naming_the_ones_there_are(served, image, method, path, names):
