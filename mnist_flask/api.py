@@ -148,6 +148,7 @@ def tfserving_predict(name: str):
 
 @bp.post("/v1/models/<model:name>/versions/<int:version>:predict")
 @swag_from(apispec.TFSERVING_PREDICT_VERSION)
+@token_required
 def tfserving_predict_version(name: str, version: int):
     check_model_name(name)
     return tfserving_predict_with(chosen(model_slot().version(version)))
@@ -155,6 +156,7 @@ def tfserving_predict_version(name: str, version: int):
 
 @bp.post("/v1/models/<model:name>/labels/<model:label>:predict")
 @swag_from(apispec.TFSERVING_PREDICT_LABEL)
+@token_required
 def tfserving_predict_label(name: str, label: str):
     check_model_name(name)
     return tfserving_predict_with(chosen(model_slot().labelled(label)))

@@ -230,3 +230,15 @@ def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):
     assert named.status_code == 200 and named.json["model"] == "mnist:1"
     broken = pinned.post("/prediction?version=3", data=upload())
     assert broken.status_code == 503 and "failed to load" in broken.json["error"]
+
+
+def test_the_token_protects_every_version_and_label(tmp_path):
+    copy_store(tmp_path)
+    write_label(tmp_path, "mnist", "stable", 1)
+    client = create_app({"MODEL_DIR": str(tmp_path), "API_TOKEN": "s3cret"}).test_client()
+    body = {"instances": [[[0.0] * 28] * 28]}
+    for path in ("/v1/models/mnist/versions/1:predict", "/v1/models/mnist/labels/stable:predict", "/v2/models/mnist/versions/1/infer"):
+        assert client.post(path, json=body).status_code == 401, path
+    answer = client.post("/v1/models/mnist/labels/stable:predict", json=body, headers={"Authorization": "Bearer s3cret"})
+    assert answer.status_code == 200 and answer.headers["X-Model"] == "mnist:1"
+    assert client.get("/v1/models/mnist/labels/stable").status_code == 200  # status stays open
