@@ -176,7 +176,7 @@ def tfserving_predict_with(classifier: Classifier):
 @bp.after_app_request
 def name_the_model(response):
     """Every answer a version produced says which one, TF Serving's and V2's included: ``X-Model: mnist:3``."""
-    if "model" in g:
+    if "model" in g and response.status_code < 400:
         response.headers["X-Model"] = g.model.label
     return response
 

@@ -151,7 +151,7 @@ def count_request(response):
     recorded.requests.labels(endpoint, request.method, str(response.status_code)).inc()
     elapsed = time.perf_counter() - g.get("started", time.perf_counter())
     recorded.latency.labels(endpoint).observe(elapsed)
-    if "model" in g:
+    if "model" in g and response.status_code < 400:  # answered by that version
         version = recorded.version(g.model.version)
         version.requests.inc()
         version.latency.observe(elapsed)

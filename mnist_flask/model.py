@@ -227,6 +227,17 @@ def versions_to_load(available: list[int], policy) -> list[int]:
     return available[-int(text):]
 
 
+def canary_percent(value) -> float:
+    """``CANARY_PERCENT``: a number from 0 to 100."""
+    try:
+        percent = float(value or 0)
+    except (TypeError, ValueError):
+        percent = -1.0
+    if not 0 <= percent <= 100:
+        raise ValueError(f"CANARY_PERCENT={value!r}: use a number from 0 to 100")
+    return percent
+
+
 class UnknownVersion(NotFound):
     """A version or label this server does not have: 404 naming the ones it has."""
 
@@ -289,14 +300,21 @@ def init_app(app: Flask) -> None:
     pinned version that fails leaves no default (503), while the other versions still answer by name.
     """
     model_dir, name, pinned = Path(app.config["MODEL_DIR"]), app.config["MODEL_NAME"], app.config["MODEL_VERSION"]
-    slot = ModelSlot(canary_percent=float(app.config["CANARY_PERCENT"] or 0))
+    slot = ModelSlot()
     app.extensions[EXTENSION] = slot
+    try:
+        slot.canary_percent = canary_percent(app.config["CANARY_PERCENT"])
+        available = list_versions(model_dir, name)
+        wanted = set(versions_to_load(available, app.config["MODEL_VERSIONS_LOADED"]))
+    except ValueError as exc:  # a setting's typo: not ready, saying which, rather than a crash loop
+        slot.problem = f"model not loaded: {exc}"
+        app.logger.error("%s", slot.problem)
+        return
     try:
         slot.labels = read_labels(model_dir, name)
     except ValueError as exc:
         app.logger.error("labels not read: %s", exc)
-    available = list_versions(model_dir, name)
-    wanted = set(versions_to_load(available, app.config["MODEL_VERSIONS_LOADED"])) | set(slot.labels.values())
+    wanted |= set(slot.labels.values())
     if pinned is not None:
         wanted.add(int(pinned))
     for version in sorted(set(available) | wanted, reverse=True):

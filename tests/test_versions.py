@@ -189,7 +189,6 @@ def test_a_label_change_rolls_out_on_hup_with_zero_failed_requests(served, store
     for thread in threads:
         thread.start()
     try:
-        time.sleep(1)
         relabelled = cli("models", "label", "stable", "3", "--model-dir", str(store))
         assert relabelled.returncode == 0, relabelled.stderr
         served.process.send_signal(signal.SIGHUP)
@@ -230,6 +229,12 @@ def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):
     assert named.status_code == 200 and named.json["model"] == "mnist:1"
     broken = pinned.post("/prediction?version=3", data=upload())
     assert broken.status_code == 503 and "failed to load" in broken.json["error"]
+
+
+@pytest.mark.parametrize(("key", "value"), [("MODEL_VERSIONS_LOADED", "newest"), ("CANARY_PERCENT", 150)])
+def test_a_setting_out_of_range_leaves_the_worker_up_but_not_ready(key, value):
+    ready = create_app({key: value}).test_client().get("/readyz")
+    assert ready.status_code == 503 and key in ready.json["error"]
 
 
 def test_the_token_protects_every_version_and_label(tmp_path):
