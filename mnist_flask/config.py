@@ -10,7 +10,7 @@ ENV_PREFIX = "MNIST_FLASK"
 class Defaults:
     MODEL_DIR = "models"  # the store, relative to the working directory (the checkout, or /app in the image)
     MODEL_NAME = "mnist"
-    MODEL_VERSION = None  # requests naming no version go to it; None: the newest loaded
+    MODEL_VERSION = None  # requests naming no version go to it; None: the newest loaded not labelled canary
     MODEL_VERSIONS_LOADED = "all"  # versions each worker loads: all, or N (or "latest N") for the newest N
     CANARY_PERCENT = 0  # share (%) of requests naming no version that the version labelled canary answers
     MODEL_BACKEND = "auto"  # auto: the version's LiteRT or ONNX file, in that order; or litert, onnxruntime, keras

@@ -294,7 +294,8 @@ def init_app(app: Flask) -> None:
     """Load the model's versions into this process; under Gunicorn that is each worker, after the fork.
 
     Every version ``MODEL_VERSIONS_LOADED`` asks for is loaded, plus the pinned and the labelled ones.
-    Unpinned traffic goes to ``MODEL_VERSION``, or else the newest version that loaded: a broken new
+    Unpinned traffic goes to ``MODEL_VERSION``, or else the newest version that loaded and is not
+    labelled ``canary`` (the canary gets ``CANARY_PERCENT`` of it): a broken new
     version is reported (log, readiness, status, metric) while the one before it keeps answering, as
     TF Serving keeps its old version; if none of the wanted versions loads, older ones are tried. A
     pinned version that fails leaves no default (503), while the other versions still answer by name.
@@ -328,8 +329,9 @@ def init_app(app: Flask) -> None:
             app.logger.error("model %s:%s not loaded: %s", name, version, slot.failures[version])
     if pinned is not None:
         slot.classifier = slot.loaded.get(int(pinned))
-    elif slot.loaded:
-        slot.classifier = slot.loaded[max(slot.loaded)]
+    elif slot.loaded:  # the newest, but a canary gets only its share (unless it is all there is)
+        held_back = [version for version in slot.loaded if version != slot.labels.get(CANARY)]
+        slot.classifier = slot.loaded[max(held_back or slot.loaded)]
     if slot.classifier is not None:
         served = ", ".join(f"{c.label} ({c.backend})" for c in slot.loaded.values())
         app.logger.info("serving %s by default; loaded %s", slot.classifier.label, served)

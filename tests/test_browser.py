@@ -174,12 +174,12 @@ def policy_violations(page) -> list[str]:
 
 @pytest.fixture(scope="module")
 def rollout(tmp_path_factory):
-    """A store mid-rollout: version 2 pinned and labelled stable, version 3 the canary for 10 %."""
+    """A store mid-rollout: version 2 labelled stable, the newest (3) the canary for 10 %, so 2 is the default."""
     store = tmp_path_factory.mktemp("store")
     copy_store(store)
     write_label(store, "mnist", "stable", 2)
     write_label(store, "mnist", "canary", 3)
-    env = {"MNIST_FLASK_MODEL_DIR": str(store), "MNIST_FLASK_MODEL_VERSION": "2", "MNIST_FLASK_CANARY_PERCENT": "10"}
+    env = {"MNIST_FLASK_MODEL_DIR": str(store), "MNIST_FLASK_CANARY_PERCENT": "10"}
     with gunicorn(tmp_path_factory.mktemp("gunicorn") / "gunicorn.log", env=env) as started:
         yield started
 

@@ -231,6 +231,15 @@ def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):
     assert broken.status_code == 503 and "failed to load" in broken.json["error"]
 
 
+def test_a_new_version_labelled_canary_gets_only_its_share(tmp_path, image):
+    copy_store(tmp_path)
+    write_label(tmp_path, "mnist", "canary", 3)
+    for percent, default in ((0, "mnist:2"), (100, "mnist:3")):
+        client = create_app({"MODEL_DIR": str(tmp_path), "CANARY_PERCENT": percent}).test_client()
+        assert client.post("/prediction", data={"image": (io.BytesIO(image), "d.png")}).json["model"] == default
+        assert client.get("/readyz").json["model"] == "mnist:2"
+
+
 @pytest.mark.parametrize(("key", "value"), [("MODEL_VERSIONS_LOADED", "newest"), ("CANARY_PERCENT", 150)])
 def test_a_setting_out_of_range_leaves_the_worker_up_but_not_ready(key, value):
     ready = create_app({key: value}).test_client().get("/readyz")
