@@ -163,7 +163,7 @@ def tfserving_predict_label(name: str, label: str):
 
 
 def tfserving_predict_with(classifier: Classifier):
-    body = request.get_json(silent=True)
+    body = request.get_json(force=True, silent=True)  # as TF Serving: JSON whatever the Content-Type (curl -d)
     if not isinstance(body, dict) or ("instances" in body) == ("inputs" in body):
         raise BadRequest('send a JSON object with either "instances" or "inputs": a list of 28x28 arrays')
     key = "instances" if "instances" in body else "inputs"

@@ -78,7 +78,9 @@ def test_each_route_answers_with_the_version_or_label_it_names(served, image, mn
     batch = requests.post(base + "/prediction?version=2", files=[("image", ("a.png", image)), ("image", ("b.png", image))], timeout=10)
     assert batch.json()["model"] == "mnist:2" and [p["model"] for p in batch.json()["predictions"]] == ["mnist:2"] * 2
     for path, model in (("/v1/models/mnist/versions/1:predict", "mnist:1"), ("/v1/models/mnist/labels/canary:predict", "mnist:2")):
-        answer = requests.post(base + path, json=instances, timeout=10)
+        # as `curl -d` sends it: JSON with curl's form Content-Type, which TF Serving reads as JSON too
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        answer = requests.post(base + path, data=json.dumps(instances), headers=form, timeout=10)
         assert answer.status_code == 200 and answer.headers["X-Model"] == model and len(answer.json()["predictions"]) == 2
     # The three versions are different networks: their probabilities differ.
     answers = [requests.post(f"{base}/v1/models/mnist/versions/{v}:predict", json=instances, timeout=10).json() for v in (1, 2, 3)]
