@@ -61,7 +61,7 @@ def configured_share(slot: ModelSlot, version: int) -> str:
         return f"{slot.canary_percent:g} % (canary)"
     if slot.classifier is not None and slot.classifier.version == version:
         return f"{100 - slot.canary_percent if canary else 100:g} % (default)"
-    return "0 %: only when named"
+    return "0 % (named only)"
 
 
 def result_page(answer: dict):

@@ -202,7 +202,7 @@ def test_models_page_lists_every_version_with_its_traffic(browser, rollout, digi
     expect(canary.locator(".labels")).to_have_text("canary")
     expect(stable.locator(".share")).to_contain_text("90 % (default)")
     expect(canary.locator(".share")).to_contain_text("10 % (canary)")
-    expect(named.locator(".share")).to_contain_text("only when named")
+    expect(named.locator(".share")).to_contain_text("0 % (named only)")
     expect(canary).to_contain_text("litert")
     expect(canary).to_contain_text("99.14 %")  # its x_test accuracy, from its metadata
     counts = [int(row.locator(".requests").inner_text()) for row in (stable, canary, named)]
