@@ -65,10 +65,8 @@ def requested_classifier() -> Classifier:
         version, label = request.args.get("version"), request.args.get("label")
         if version is not None and label is not None:
             raise BadRequest("name a version or a label, not both")
-        if version is not None:
-            return chosen(model_slot().version(version))
-        if label is not None:
-            return chosen(model_slot().labelled(label))
+        if version is not None or label is not None:
+            return chosen(model_slot().named(version, label))
     return chosen(model_slot().choose())
 
 
@@ -150,16 +148,19 @@ def tfserving_predict(name: str):
 @swag_from(apispec.TFSERVING_PREDICT_VERSION)
 @token_required
 def tfserving_predict_version(name: str, version: int):
-    check_model_name(name)
-    return tfserving_predict_with(chosen(model_slot().version(version)))
+    return tfserving_predict_named(name, version, None)
 
 
 @bp.post("/v1/models/<model:name>/labels/<model:label>:predict")
 @swag_from(apispec.TFSERVING_PREDICT_LABEL)
 @token_required
 def tfserving_predict_label(name: str, label: str):
+    return tfserving_predict_named(name, None, label)
+
+
+def tfserving_predict_named(name: str, version: int | None, label: str | None):
     check_model_name(name)
-    return tfserving_predict_with(chosen(model_slot().labelled(label)))
+    return tfserving_predict_with(chosen(model_slot().named(version, label)))
 
 
 def tfserving_predict_with(classifier: Classifier):

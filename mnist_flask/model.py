@@ -286,6 +286,9 @@ class ModelSlot:
             raise UnknownVersion(f"no label {label!r}; labels: {self.labels or 'none'}")
         return self.version(self.labels[label])
 
+    def named(self, version: int | str | None, label: str | None) -> Classifier:
+        return self.version(version) if version is not None else self.labelled(label)
+
     def labels_of(self, version: int) -> list[str]:
         return sorted(label for label, labelled in self.labels.items() if labelled == version)
 
