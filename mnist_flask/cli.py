@@ -127,17 +127,21 @@ def list_models(model_dir, name):
 
 @models.command("label")
 @click.argument("label")
-@click.argument("version", type=int)
+@click.argument("version", type=int, required=False)
 @model_dir_option
 @name_option
-def label_model(label, version, model_dir, name):
+@click.option("--remove", is_flag=True, help="take the label off (e.g. end a canary) instead")
+def label_model(label, version, model_dir, name, remove):
     """Point LABEL (e.g. stable, canary) at VERSION, in the store's labels.json. Servers use it after
     their next reload (make reload: HUP); the version labelled canary gets MNIST_FLASK_CANARY_PERCENT."""
+    if (version is None) != remove:
+        raise click.UsageError("give a VERSION, or --remove to take the label off")
     try:
         labels = write_label(model_dir, name, label, version)
     except (ModelNotFound, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"{name}:{version} is now {label!r}; labels: " + ", ".join(f"{k}={v}" for k, v in sorted(labels.items())))
+    done = f"{label!r} removed" if remove else f"{name}:{version} is now {label!r}"
+    click.echo(f"{done}; labels: " + (", ".join(f"{k}={v}" for k, v in sorted(labels.items())) or "none"))
 
 
 @models.command("show")

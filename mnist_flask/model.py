@@ -202,14 +202,16 @@ def read_labels(model_dir: Path, name: str) -> dict[str, int]:
     return labels
 
 
-def write_label(model_dir: Path, name: str, label: str, version: int) -> dict[str, int]:
-    """Point ``label`` at an existing ``version``: written to a temporary file, then renamed over the
-    old one, so a worker starting meanwhile reads the old labels or the new ones, never half a file."""
+def write_label(model_dir: Path, name: str, label: str, version: int | None) -> dict[str, int]:
+    """Point ``label`` at an existing ``version`` (None: remove it): written to a temporary file, then
+    renamed over the old one, so a worker starting meanwhile reads the old labels or the new ones."""
     if not LABEL_PATTERN.fullmatch(label):
         raise ValueError(f"label {label!r}: use a letter, then letters, digits, '_', '.' or '-' (e.g. stable, canary)")
-    if version not in list_versions(model_dir, name):
+    if version is not None and version not in list_versions(model_dir, name):
         raise ModelNotFound(f"model {name!r} has no version {version} in {model_dir} (has {list_versions(model_dir, name)})")
     labels = {**read_labels(model_dir, name), label: version}
+    if version is None:
+        del labels[label]
     path = Path(model_dir) / name / LABELS_FILE
     staging = path.with_name(f".{LABELS_FILE}.{os.getpid()}")
     staging.write_text(json.dumps(dict(sorted(labels.items())), indent=2) + "\n")

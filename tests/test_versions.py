@@ -69,6 +69,15 @@ def test_models_list_shows_the_labels(store):
     assert refused.returncode != 0 and "no version 9" in refused.stderr and "[1, 2, 3]" in refused.stderr
 
 
+def test_a_label_is_removed(tmp_path):
+    copy_store(tmp_path)
+    write_label(tmp_path, "mnist", "canary", 3)
+    removed = cli("models", "label", "canary", "--remove", "--model-dir", str(tmp_path))
+    assert removed.returncode == 0 and "'canary' removed; labels: none" in removed.stdout
+    assert json.loads((tmp_path / "mnist" / "labels.json").read_text()) == {}
+    assert cli("models", "label", "canary", "--model-dir", str(tmp_path)).returncode == 2  # neither a version nor --remove
+
+
 def test_each_route_answers_with_the_version_or_label_it_names(served, image, mnist_test):
     instances = {"instances": (mnist_test[0][:2] / 255.0).tolist()}
     base = served.url
