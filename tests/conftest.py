@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
 import pytest
-from PIL import Image
+from helpers import DATA
 
-from bench.harness import ROOT, gunicorn
+from bench.harness import gunicorn
 from mnist_flask import create_app
-
-DATA = ROOT / "data" / "mnist.npz"
 
 
 @pytest.fixture(scope="session")
@@ -19,12 +15,6 @@ def mnist_test():
     """Official MNIST test digits (evaluation only) with their labels."""
     with np.load(DATA) as data:
         return data["x_test"], data["y_test"]
-
-
-def encode(pixels: np.ndarray, format: str = "PNG", mode: str = "L", **save_args) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert(mode).save(buffer, format=format, **save_args)
-    return buffer.getvalue()
 
 
 @pytest.fixture

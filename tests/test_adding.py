@@ -20,20 +20,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from conftest import DATA, encode
+from helpers import DATA, Load, cli, encode
 
 from bench.harness import ROOT, free_port, gunicorn
 from mnist_flask import create_app
 from mnist_flask.model import list_versions
 
-CLI = Path(sys.executable).parent / "mnist-flask"
 SHIPPED = ROOT / "models" / "mnist" / str(list_versions(ROOT / "models", "mnist")[-1])
-
-
-def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [str(CLI), *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
-    )
 
 
 def add(source, store: Path, *options: str) -> str:
@@ -277,37 +270,21 @@ def test_a_pinned_broken_version_is_not_served(tmp_path, mnist_test):
 def test_a_broken_new_version_never_takes_the_service_down(tmp_path, mnist_test):
     store = tmp_path / "store"
     shutil.copytree(SHIPPED, store / "mnist" / "1")
-    image = encode(mnist_test[0][0])
-    answers: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def load(url: str) -> None:
-        session = requests.Session()
-        deadline = time.monotonic() + 60  # bounded even if the test fails midway
-        while not stop.is_set() and time.monotonic() < deadline:
-            response = session.post(url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
-            answers.append((response.status_code, response.json().get("model")))
-
     with gunicorn(tmp_path / "gunicorn.log", env={"MNIST_FLASK_MODEL_DIR": str(store)}) as server:
-        threads = [threading.Thread(target=load, args=(server.url,)) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1)
-        break_version(store, 2)
-        server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and "failed_versions" not in requests.get(server.url + "/readyz", timeout=20).json():
-            time.sleep(0.1)
-        time.sleep(2)  # the old workers retire while the load goes on
-        stop.set()
-        for thread in threads:
-            thread.join()
+        with Load(server.url, encode(mnist_test[0][0])) as load:
+            time.sleep(1)
+            break_version(store, 2)
+            server.process.send_signal(signal.SIGHUP)
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and "failed_versions" not in requests.get(server.url + "/readyz", timeout=20).json():
+                time.sleep(0.1)
+            time.sleep(2)  # the old workers retire while the load goes on
         ready = requests.get(server.url + "/readyz", timeout=20).json()
         statuses = requests.get(server.url + "/v1/models/mnist", timeout=20).json()["model_version_status"]
         scraped = requests.get(server.url + "/metrics", timeout=20).text
         log = server.access_log()
-    assert answers and {status for status, _ in answers} == {200}
-    assert {model for _, model in answers} == {"mnist:1"}
+    assert load.answers and load.failed == []
+    assert set(load.models) == {"mnist:1"}
     assert ready["model"] == "mnist:1" and ready["failed_versions"]["2"]
     assert [(s["version"], s["state"]) for s in statuses] == [("2", "END"), ("1", "AVAILABLE")]
     assert statuses[0]["status"]["error_message"] == ready["failed_versions"]["2"]

@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import encode
+from helpers import encode
 from PIL import Image
 
 from mnist_flask import create_app

@@ -17,9 +17,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 import requests
-from conftest import encode
+from helpers import Prober, closed_within, connect, encode, multipart, read_response, repeat_for
 from PIL import Image
-from rawhttp import Prober, closed_within, connect, multipart, read_response, repeat_for
 
 from bench.harness import free_port, gunicorn, gunicorn_command, serving
 

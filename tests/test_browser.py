@@ -13,10 +13,8 @@ from urllib.parse import urlparse
 
 import pytest
 import requests
-from conftest import encode
+from helpers import copy_store, encode
 from playwright.sync_api import expect, sync_playwright
-
-from test_versions import copy_store
 
 from bench.harness import ROOT, gunicorn
 from mnist_flask.model import list_versions, write_label

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import shlex
 import subprocess
 import sys
-
-import copy
 
 import kubernetes_validate
 import pytest

@@ -14,45 +14,10 @@ import time
 
 import numpy as np
 import requests
-from conftest import encode
+from helpers import Load, encode
 from PIL import Image
 
 from bench.harness import gunicorn
-
-
-class Load:
-    """Threads posting one image in a loop until stopped, or until their deadline, whichever first."""
-
-    def __init__(self, url: str, image: bytes, threads: int = 4, seconds: float = 30):
-        self.url, self.image, self.seconds = url, image, seconds
-        self.ok, self.failed = 0, []
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
-
-    def run(self) -> None:
-        session = requests.Session()
-        deadline = time.monotonic() + self.seconds
-        while not self.stop.is_set() and time.monotonic() < deadline:
-            try:
-                status = session.post(self.url + "/prediction", files={"image": ("d.png", self.image)}, timeout=10).status_code
-            except requests.RequestException as error:
-                status = type(error).__name__
-            with self.lock:
-                if status == 200:
-                    self.ok += 1
-                else:
-                    self.failed.append(status)
-
-    def __enter__(self):
-        for thread in self.threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for thread in self.threads:
-            thread.join()
 
 
 def test_a_killed_worker_is_replaced_and_service_continues(tmp_path, mnist_test):

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import schemathesis
-from conftest import encode
+from helpers import encode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from mnist_flask import create_app

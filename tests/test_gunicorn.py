@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from conftest import encode
+from helpers import encode
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import requests
-from conftest import encode
+from helpers import encode
 
 from bench.harness import gunicorn
 from mnist_flask.training import preprocess_all

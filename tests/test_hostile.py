@@ -10,7 +10,7 @@ import zlib
 import numpy as np
 import pytest
 import requests
-from conftest import encode
+from helpers import encode
 from PIL import Image
 
 MAX_BYTES = 4 * 1024 * 1024

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DATA, ROOT, encode
+from helpers import DATA, ROOT, encode
 
 from mnist_flask.config import Defaults
 from mnist_flask.model import ModelNotFound, list_versions, load_classifier, version_dir

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-from conftest import encode
+from helpers import encode
 
 from mnist_flask import create_app
 from mnist_flask.training import preprocess_all

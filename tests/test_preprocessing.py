@@ -8,11 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, encode
+from helpers import ROOT, encode
+from mnist_flask._mnist_form import mnist_form_field
 from PIL import Image
 from scipy import ndimage
 
-from mnist_flask._mnist_form import mnist_form_field
 from mnist_flask.preprocessing import (
     BOX,
     FIELD,

@@ -11,8 +11,7 @@ import json
 import time
 
 import requests
-from conftest import encode
-from rawhttp import connect, multipart, read_response, upload
+from helpers import connect, encode, multipart, read_response, upload
 
 from bench.harness import gunicorn
 

@@ -6,12 +6,11 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
-from conftest import encode
+from helpers import Load, encode
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import ROOT, gunicorn
@@ -60,30 +59,11 @@ def test_hup_rolls_out_a_new_version_with_zero_failed_requests(tmp_path, mnist_t
     store = tmp_path / "models"
     (store / "mnist").mkdir(parents=True)
     add_version(store, shipped, 1)
-    image = encode(mnist_test[0][0])
-    answers: list[tuple[int, str]] = []
-    stop = threading.Event()
-
-    def load(url: str) -> None:
-        session = requests.Session()
-        deadline = time.monotonic() + 60  # bounded even if the test fails midway
-        while not stop.is_set() and time.monotonic() < deadline:
-            response = session.post(url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
-            answers.append((response.status_code, response.json().get("model")))
-
     with gunicorn(tmp_path / "gunicorn.log", env={"MNIST_FLASK_MODEL_DIR": str(store)}) as server:
-        threads = [threading.Thread(target=load, args=(server.url,)) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        time.sleep(1)
-        add_version(store, shipped, 2)
-        server.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(model == "mnist:2" for _, model in answers) < 200:
-            time.sleep(0.1)
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert answers and all(status == 200 for status, _ in answers)
-    models = [model for _, model in answers]
-    assert models[0] == "mnist:1" and models[-50:] == ["mnist:2"] * 50
+        with Load(server.url, encode(mnist_test[0][0])) as load:
+            time.sleep(1)
+            add_version(store, shipped, 2)
+            server.process.send_signal(signal.SIGHUP)
+            load.wait_for("mnist:2", 200)
+    assert load.answers and load.failed == []
+    assert load.models[0] == "mnist:1" and load.models[-50:] == ["mnist:2"] * 50

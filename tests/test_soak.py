@@ -12,8 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import encode
-from test_faults import Load
+from helpers import Load, encode
 
 from bench.harness import gunicorn
 

@@ -6,18 +6,14 @@ from __future__ import annotations
 import io
 import json
 import re
-import shutil
 import signal
-import threading
-import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from conftest import encode
+from helpers import Load, cli, copy_store, encode
 from prometheus_client.parser import text_string_to_metric_families
-from test_adding import cli
 
 from bench.harness import ROOT, gunicorn
 from mnist_flask import create_app
@@ -27,12 +23,6 @@ from mnist_flask.model import write_label
 SHIPPED = ROOT / "models" / "mnist"
 CANARY_PERCENT = 20
 DASHBOARD = ROOT / "deploy" / "grafana" / "mnist-flask-versions.json"
-
-
-def copy_store(target) -> None:
-    """The shipped versions 1, 2 and 3 (three differently trained networks), without their Keras files."""
-    for version in (1, 2, 3):
-        shutil.copytree(SHIPPED / str(version), target / "mnist" / str(version), ignore=shutil.ignore_patterns("*.keras"))
 
 
 @pytest.fixture(scope="module")
@@ -186,33 +176,13 @@ def test_the_grafana_dashboard_queries_metrics_the_server_exports(served):
 
 
 def test_a_label_change_rolls_out_on_hup_with_zero_failed_requests(served, store, image):
-    answers: list[tuple[int, str | None]] = []
-    stop = threading.Event()
-
-    def load() -> None:
-        session = requests.Session()
-        deadline = time.monotonic() + 60  # bounded even if the test fails midway
-        while not stop.is_set() and time.monotonic() < deadline:
-            response = post(served.url + "/prediction?label=stable", image, session)
-            answers.append((response.status_code, response.json().get("model")))
-
-    threads = [threading.Thread(target=load) for _ in range(4)]
-    for thread in threads:
-        thread.start()
-    try:
+    with Load(served.url, image, path="/prediction?label=stable") as load:
         relabelled = cli("models", "label", "stable", "3", "--model-dir", str(store))
         assert relabelled.returncode == 0, relabelled.stderr
         served.process.send_signal(signal.SIGHUP)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and sum(model == "mnist:3" for _, model in answers) < 200:
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join()
-    assert answers and {status for status, _ in answers} == {200}
-    models = [model for _, model in answers]
-    assert models[0] == "mnist:1" and models[-50:] == ["mnist:3"] * 50
+        load.wait_for("mnist:3", 200)
+    assert load.answers and load.failed == []
+    assert load.models[0] == "mnist:1" and load.models[-50:] == ["mnist:3"] * 50
 
 
 def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):

@@ -1,14 +1,25 @@
-"""HTTP by hand over raw sockets, for requests no client library would send, and a prober that
-checks normal service goes on while they are sent."""
+"""What the tests share: MNIST digits and uploads, the `mnist-flask` command, a steady load that
+keeps every answer, copies of the shipped store, and HTTP by hand over raw sockets (for requests no
+client library would send) with a prober that checks normal service goes on while they are sent."""
 
 from __future__ import annotations
 
+import io
+import os
+import shutil
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import numpy as np
 import requests
+from PIL import Image
+
+from bench.harness import ROOT
 
 PROBE_EVERY = 0.25  # seconds between normal uploads
 PROBE_LIMIT = 1.5  # seconds within which each must be answered right
@@ -105,3 +116,79 @@ class Prober:
         late_or_wrong = [result for result in self.results if not result[0] or result[1] > PROBE_LIMIT]
         assert not late_or_wrong, f"{len(late_or_wrong)} of {len(self.results)} probes: {late_or_wrong[:5]}"
         assert sorted(self.server.pids()[1:]) == self.workers_before, "a worker was replaced"
+
+
+DATA = ROOT / "data" / "mnist.npz"
+CLI = Path(sys.executable).parent / "mnist-flask"
+SHIPPED_STORE = ROOT / "models" / "mnist"
+
+
+def encode(pixels: np.ndarray, format: str = "PNG", mode: str = "L", **save_args) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).convert(mode).save(buffer, format=format, **save_args)
+    return buffer.getvalue()
+
+
+def cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``mnist-flask ARGS`` as a user runs it, from the checkout."""
+    return subprocess.run(
+        [str(CLI), *args], cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})}
+    )
+
+
+def copy_store(target: Path) -> None:
+    """The shipped versions 1, 2 and 3 (three differently trained networks), without their Keras files."""
+    for version in (1, 2, 3):
+        shutil.copytree(SHIPPED_STORE / str(version), target / "mnist" / str(version), ignore=shutil.ignore_patterns("*.keras"))
+
+
+class Load:
+    """Threads posting one image in a loop until stopped, or until their deadline, whichever first.
+    Every answer is kept in order as (status, or the exception's name; the model that answered)."""
+
+    def __init__(self, url: str, image: bytes, threads: int = 4, seconds: float = 60, path: str = "/prediction"):
+        self.url, self.image, self.seconds, self.path = url, image, seconds, path
+        self.answers: list[tuple[int | str, str | None]] = []
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self.run) for _ in range(threads)]
+
+    def run(self) -> None:
+        session = requests.Session()
+        deadline = time.monotonic() + self.seconds
+        while not self.stop.is_set() and time.monotonic() < deadline:
+            try:
+                response = session.post(self.url + self.path, files={"image": ("d.png", self.image)}, timeout=10)
+                answer = (response.status_code, response.json().get("model"))
+            except (requests.RequestException, ValueError) as error:
+                answer = (type(error).__name__, None)
+            with self.lock:
+                self.answers.append(answer)
+
+    @property
+    def ok(self) -> int:
+        return sum(status == 200 for status, _ in self.answers)
+
+    @property
+    def failed(self) -> list:
+        return [status for status, _ in self.answers if status != 200]
+
+    @property
+    def models(self) -> list[str | None]:
+        return [model for _, model in self.answers]
+
+    def wait_for(self, model: str, count: int, seconds: float = 30) -> None:
+        """Until ``count`` answers came from ``model`` (or ``seconds`` pass)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and self.models.count(model) < count:
+            time.sleep(0.1)
+
+    def __enter__(self):
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
