@@ -42,7 +42,7 @@ def on_paper(ink: np.ndarray, paper: np.ndarray, pen: np.ndarray) -> np.ndarray:
 
 def lighting(shape: tuple[int, int], rng: np.random.Generator, low: float) -> np.ndarray:
     """A smooth brightness gradient in one random direction, as from a lamp or window."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    rows, cols = grid(shape)
     angle = rng.uniform(0, 2 * np.pi)
     ramp = np.cos(angle) * rows / shape[0] + np.sin(angle) * cols / shape[1]
     ramp = (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
@@ -210,28 +210,41 @@ def tint(colour, draw: Draw, spread: float = 12) -> np.ndarray:
     return np.clip(np.asarray(colour, np.float32) + draw.normal(0, spread, 3), 0, 255)
 
 
+def noise(draw: Draw, sigma: float, shape) -> np.ndarray:
+    """Gaussian noise: a 97x89 tile repeated (far cheaper than drawing millions, and as invisible)."""
+    tile = draw.rng.standard_normal((97, 89, *shape[2:]), dtype=np.float32) * np.float32(sigma)
+    reps = (-(-shape[0] // 97), -(-shape[1] // 89), *[1] * (len(shape) - 2))
+    return np.tile(tile, reps)[: shape[0], : shape[1]]
+
+
+def grid(shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates as float32 arrays that broadcast to ``shape``."""
+    return np.arange(shape[0], dtype=np.float32)[:, None], np.arange(shape[1], dtype=np.float32)[None, :]
+
+
 def sheet(shape: tuple[int, int], paper: np.ndarray, draw: Draw) -> np.ndarray:
     """Paper of one colour with a faint fibre texture."""
-    grain = draw.normal(0, draw.uniform(1, 5, floor=0), shape).astype(np.float32)
-    return paper[None, None, :] + grain[..., None]
+    grain = noise(draw, draw.uniform(1, 5, floor=0), shape)
+    return paper.astype(np.float32)[None, None, :] + grain[..., None]
 
 
 def stroke(mask: np.ndarray, rgb: np.ndarray, colour: np.ndarray, opacity: float = 1.0) -> None:
     """Paint ``colour`` where ``mask`` (0..1) is, in place."""
-    alpha = (mask * opacity)[..., None]
-    rgb *= 1 - alpha
-    rgb += alpha * colour
+    alpha = (mask * np.float32(opacity))[..., None]
+    rgb += alpha * (colour.astype(np.float32) - rgb)
 
 
-def line_mask(shape: tuple[int, int], positions, thickness: float, vertical: bool, tilt: float = 0.0) -> np.ndarray:
-    """Anti-aliased straight lines across the whole picture at the given offsets, slightly tilted."""
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+def line_mask(shape: tuple[int, int], positions, thickness: float, vertical: bool, tilt: float = 0.0, period: float = 0.0) -> np.ndarray:
+    """Anti-aliased straight lines across the whole picture at the given offsets, slightly tilted;
+    with a ``period``, one line every ``period`` pixels from the first offset on."""
+    rows, cols = grid(shape)
     along, across = (rows, cols) if vertical else (cols, rows)
-    across = across - np.tan(tilt) * along
-    mask = np.zeros(shape, np.float32)
-    for position in positions:
-        mask = np.maximum(mask, np.clip(thickness / 2 + 0.5 - np.abs(across - position), 0, 1))
-    return mask
+    across = across - np.float32(np.tan(tilt)) * along
+    if period:
+        distance = np.abs((across - np.float32(positions[0]) + period / 2) % np.float32(period) - period / 2)
+    else:
+        distance = np.min([np.abs(across - np.float32(position)) for position in positions], axis=0)
+    return np.clip(np.float32(thickness / 2 + 0.5) - distance, 0, 1)
 
 
 def digit_ink(digit: np.ndarray, height: int, draw: Draw, pencil: bool) -> np.ndarray:
@@ -261,10 +274,10 @@ def rules(rgb: np.ndarray, draw: Draw, spacing: float, squared: bool) -> None:
     thickness = draw.uniform(0.8, 2.5, floor=0.6) * max(shape) / 600
     colour = tint(RULE_COLOURS[int(draw.integers(len(RULE_COLOURS)))], draw, 10)
     tilt = draw.uniform(-0.02, 0.02)
-    offset = draw.uniform(0, spacing)
-    stroke(line_mask(shape, np.arange(offset, shape[0], spacing), thickness, False, tilt), rgb, colour, draw.uniform(0.6, 1, 0.4, 1))
+    ruled = line_mask(shape, [draw.uniform(0, spacing)], thickness, False, tilt, period=spacing)
     if squared:
-        stroke(line_mask(shape, np.arange(draw.uniform(0, spacing), shape[1], spacing), thickness, True, -tilt), rgb, colour, 0.8)
+        ruled = np.maximum(ruled, line_mask(shape, [draw.uniform(0, spacing)], thickness, True, -tilt, period=spacing))
+    stroke(ruled, rgb, colour, draw.uniform(0.6, 1, 0.4, 1))
     if draw.random() < 0.75:  # the margin: one or two coloured vertical lines
         margin = tint(MARGIN_COLOURS[int(draw.integers(len(MARGIN_COLOURS)))], draw, 10)
         x = draw.uniform(0.05, 0.95) * shape[1]
@@ -302,7 +315,7 @@ def printed_frame(rgb: np.ndarray, box: tuple[int, int, int, int], draw: Draw) -
 def desk(shape: tuple[int, int], draw: Draw) -> np.ndarray:
     """A darker surface: wood grain, or fabric, or a plain dark table."""
     kind = draw.choice(["wood", "fabric", "plain"])
-    rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+    rows, cols = grid(shape)
     if kind == "wood":
         base = np.array([draw.uniform(90, 170), draw.uniform(55, 110), draw.uniform(25, 70)], np.float32)
         angle = draw.uniform(0, np.pi)
@@ -312,8 +325,8 @@ def desk(shape: tuple[int, int], draw: Draw) -> np.ndarray:
         texture = 1 + draw.uniform(0.05, 0.25) * grain
     else:
         base = np.full(3, draw.uniform(25, 110), np.float32) + draw.normal(0, 20, 3)
-        noise = draw.normal(0, 1, (max(2, shape[0] // 4), max(2, shape[1] // 4))).astype(np.float32)
-        texture = 1 + (0.15 if kind == "fabric" else 0.04) * cv2.resize(noise, shape[::-1], interpolation=cv2.INTER_LINEAR)
+        speckle = draw.normal(0, 1, (max(2, shape[0] // 4), max(2, shape[1] // 4))).astype(np.float32)
+        texture = 1 + (0.15 if kind == "fabric" else 0.04) * cv2.resize(speckle, shape[::-1], interpolation=cv2.INTER_LINEAR)
     return np.clip(base[None, None, :] * texture[..., None], 0, 255)
 
 
@@ -338,11 +351,12 @@ def warp_onto(page: np.ndarray, background: np.ndarray, draw: Draw, rotation: fl
 
 def shade(rgb: np.ndarray, draw: Draw, hard: bool) -> np.ndarray:
     """Uneven light from a random direction; a hard-edged shadow (of a hand, a phone) across part of
-    the picture; sometimes a glare spot."""
-    shape = rgb.shape[:2]
+    the picture; sometimes a glare spot. The light is computed at half size: it varies slowly."""
+    full = rgb.shape[:2]
+    shape = ((full[0] + 1) // 2, (full[1] + 1) // 2)
     light = lighting(shape, draw.rng, draw.uniform(0.55, 0.95, floor=0.4, ceiling=1))
     if hard:
-        rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+        rows, cols = grid(shape)
         angle = draw.uniform(0, 2 * np.pi)
         distance = np.cos(angle) * (cols / shape[1] - 0.5) + np.sin(angle) * (rows / shape[0] - 0.5)
         cut = draw.uniform(-0.3, 0.3)
@@ -353,19 +367,20 @@ def shade(rgb: np.ndarray, draw: Draw, hard: bool) -> np.ndarray:
         soft = draw.uniform(0.002, 0.02, floor=0.0005)
         shadow = np.clip((distance - cut) / soft, 0, 1)
         light = light * (1 - draw.uniform(0.3, 0.65, floor=0.15, ceiling=0.8) * shadow)
-    rgb = rgb * light[..., None]
+    glare = np.zeros(shape, np.float32)
     if draw.random() < (0.5 if hard else 0.2):
-        rows, cols = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float32)
+        rows, cols = grid(shape)
         cy, cx = draw.uniform(0, shape[0]), draw.uniform(0, shape[1])
         radius = draw.uniform(0.05, 0.25) * max(shape)
-        spot = np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius**2))
-        rgb = rgb + (255 - rgb) * (draw.uniform(0.3, 0.8, ceiling=0.9) * spot)[..., None]
-    return rgb
+        glare = np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius**2)) * np.float32(draw.uniform(0.3, 0.8, ceiling=0.9))
+    light, glare = (cv2.resize(np.ascontiguousarray(a, np.float32), full[::-1], interpolation=cv2.INTER_LINEAR)[..., None] for a in (light, glare))
+    rgb = rgb * light
+    return rgb + (255 - rgb) * glare
 
 
 def camera(rgb: np.ndarray, draw: Draw, blur: tuple[float, float] = (0.3, 1.5), quality: tuple[int, int] = (70, 92)) -> bytes:
     """Sensor noise, lens blur (sometimes a little motion), JPEG, sometimes an EXIF rotation."""
-    rgb = rgb + draw.normal(0, draw.uniform(2, 7, floor=0), rgb.shape)
+    rgb = rgb + noise(draw, draw.uniform(2, 7, floor=0), rgb.shape)
     image = np.clip(rgb, 0, 255).astype(np.uint8)
     sigma = draw.uniform(*blur, floor=0)
     if sigma > 0.1:

@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 from conftest import encode
 from playwright.sync_api import expect, sync_playwright
@@ -156,3 +157,22 @@ def test_swagger_try_it_out_with_a_file(page, server, digit_file, screenshot_dir
     body = operation.locator(".live-responses-table .response-col_description pre").first
     expect(body).to_contain_text(f'"prediction": {label}')
     page.screenshot(path=screenshot_dir / "apidocs.png", full_page=False)
+
+
+def test_the_digit_found_is_outlined_on_the_sent_picture(page, server, mnist_test, tmp_path):
+    """A wide page with the digit in its right half: the outline sits over the digit, not the page."""
+    images, labels = mnist_test
+    page_pixels = np.full((200, 400), 240, np.uint8)
+    page_pixels[40:152, 250:362] = 240 - np.kron(images[3], np.ones((4, 4), np.uint8)) * 0.85
+    path = tmp_path / "page.png"
+    path.write_bytes(encode(page_pixels))
+    page.goto(server.url + "/")
+    page.get_by_label("Choose a digit picture").set_input_files(path)
+    expect(page.locator("#prediction")).to_have_text(str(labels[3]))
+    expect(page.locator("#digit-box")).to_be_visible()
+    sent, outline = page.locator("#sent").bounding_box(), page.locator("#digit-box").bounding_box()
+    scale = sent["width"] / 400
+    assert sent["height"] == pytest.approx(200 * scale, abs=1.5)  # the picture keeps its shape
+    centre = ((outline["x"] - sent["x"] + outline["width"] / 2) / scale, (outline["y"] - sent["y"] + outline["height"] / 2) / scale)
+    assert 270 < centre[0] < 345 and 60 < centre[1] < 135
+    assert outline["width"] / scale < 112 and outline["height"] / scale < 112
