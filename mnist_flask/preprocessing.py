@@ -257,8 +257,11 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # of what is left, keep the most digit-like component and the strokes near it.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
-LINE_SHORTEST = 0.2  # a straight run this long (fraction of the longer side) can be a printed line
-LINE_SEGMENT = 1 / 16  # ... when its straight parts are at least this long
+LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
+LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reaches the picture's edge
+LINE_THICKEST = 0.035  # ... at most this thick
+LINE_RATIO = 10  # ... and this many times longer than thick
+LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 
 
@@ -325,34 +328,67 @@ def relative_ink(gray: np.ndarray, sheet: np.ndarray | None) -> tuple[np.ndarray
 
 
 def remove_lines(mask: np.ndarray, loose: np.ndarray) -> np.ndarray:
-    """The mask without long thin straight lines, horizontal or vertical within a few degrees.
+    """The mask without printed lines: rules, margins, frames, table lines, horizontal or vertical
+    within a few degrees.
 
-    Lines are found in ``loose`` (the ink at a lower threshold, where faint rules are unbroken): a
-    pixel is on a line when it lies on a straight run of at least ``LINE_SEGMENT`` along the line's
-    direction and on a short one across it (a stroke crossing a line keeps its pixels). Runs in a
-    row, with gaps shorter than a segment, are one line; lines shorter than ``LINE_SHORTEST`` of the
-    picture are kept (a digit's own straight strokes) unless they reach its edge (a rule cut short
-    by the digit).
+    Lines are found in ``loose`` (the ink at a lower threshold, where faint rules are unbroken):
+    pixels on straight runs of at least ``LINE_SEGMENT`` along the line's direction, with gaps
+    shorter than a segment bridged. Such a run, longer than ``LINE_SHORTEST`` of the picture or
+    reaching its edge (a rule cut short by the digit), can be a printed line: see
+    :func:`printed_line`. A digit's straight strokes are thicker for their length.
     """
     height, width = mask.shape
-    segment = max(9, int(LINE_SEGMENT * max(height, width)))
-    thin = max(2, round(max(height, width) / 128))
-    shortest = LINE_SHORTEST * max(height, width)
+    side = max(height, width)
+    segment = max(9, int(LINE_SEGMENT * side))
     lines = np.zeros_like(mask)
-    for along, across in (((1, segment), (thin + 2, 1)), ((segment, 1), (1, thin + 2))):
-        widened = cv2.dilate(loose, np.ones((3, 1) if along[0] == 1 else (1, 3), np.uint8))  # tilted lines
+    for along in ((1, segment), (segment, 1)):
+        horizontal = along[0] == 1
+        widened = cv2.dilate(loose, np.ones((3, 1) if horizontal else (1, 3), np.uint8))  # tilted lines
         straight = cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & loose
-        candidate = straight & ~cv2.morphologyEx(loose, cv2.MORPH_OPEN, np.ones(across, np.uint8)) & 1
-        joined = cv2.morphologyEx(candidate, cv2.MORPH_CLOSE, np.ones(along, np.uint8))
+        joined = cv2.morphologyEx(straight, cv2.MORPH_CLOSE, np.ones(along, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
-        length = stats[:, cv2.CC_STAT_WIDTH if along[0] == 1 else cv2.CC_STAT_HEIGHT]
         x, y, w, h = (stats[:, i] for i in range(4))
+        length = w if horizontal else h
         touches = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
-        long = (length >= shortest) | (touches & (length >= 2 * segment))
-        long[0] = False
-        lines |= long[labels].astype(np.uint8) & candidate
-    thick = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((thin + 2, thin + 2), np.uint8))
-    return mask & ~(cv2.dilate(lines, np.ones((3, 3), np.uint8)) & ~thick) & 1
+        candidates = np.flatnonzero((length >= LINE_SHORTEST * side) | (touches & (length >= 2 * segment)))
+        rows, cols = np.nonzero(straight)
+        owner = labels[rows, cols]
+        found, thickest = np.zeros_like(mask), 0.0
+        for label in candidates[candidates > 0]:
+            mine = owner == label
+            line = printed_line(*((cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])), side)
+            if line is not None:
+                on_line, thickness = line
+                found[rows[mine][on_line], cols[mine][on_line]] = 1
+                thickest = max(thickest, thickness)
+        if thickest:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
+            across = round(thickest) + 4
+            crossing = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
+            lines |= found & ~crossing
+    return mask & ~lines & 1
+
+
+def printed_line(along: np.ndarray, across: np.ndarray, side: int) -> tuple[np.ndarray, float] | None:
+    """Of a straight run's pixels (their coordinates along and across its direction), those on a
+    printed line: the run is thin and long for its thickness and its middle is straight and tilted
+    by at most ``LINE_TILT``. The pixels in its band and its thickness, or None when it is no
+    printed line.
+
+    Thickness and middle come from the run's clean columns (rows), those no stroke touches."""
+    offset = along - along.min()
+    counts = np.bincount(offset)
+    present = counts > 0
+    middles = np.bincount(offset, weights=across) / np.maximum(counts, 1)
+    thickness = float(np.median(counts[present]))
+    clean = present & (counts <= 1.5 * thickness + 1)
+    if thickness > LINE_THICKEST * side or present.sum() < LINE_RATIO * thickness or clean.sum() < 0.6 * present.sum():
+        return None
+    positions = np.flatnonzero(clean)
+    slope, intercept = np.polyfit(positions, middles[clean], 1) if len(positions) > 1 else (0.0, middles[clean][0])
+    residual = middles[clean] - (intercept + slope * positions)
+    if abs(slope) > LINE_TILT or np.percentile(residual, 90) - np.percentile(residual, 10) > 2:
+        return None
+    return np.abs(across - (intercept + slope * offset)) <= thickness / 2 + 1.5, thickness
 
 
 def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None) -> np.ndarray | None:

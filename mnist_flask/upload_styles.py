@@ -372,7 +372,7 @@ def shade(rgb: np.ndarray, draw: Draw, hard: bool) -> np.ndarray:
         rows, cols = grid(shape)
         cy, cx = draw.uniform(0, shape[0]), draw.uniform(0, shape[1])
         radius = draw.uniform(0.05, 0.25) * max(shape)
-        glare = np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius**2)) * np.float32(draw.uniform(0.3, 0.8, ceiling=0.9))
+        glare = np.exp(-((rows - cy) ** 2 + (cols - cx) ** 2) / (2 * radius**2)) * np.float32(draw.uniform(0.2, 0.6, ceiling=0.75))
     light, glare = (cv2.resize(np.ascontiguousarray(a, np.float32), full[::-1], interpolation=cv2.INTER_LINEAR)[..., None] for a in (light, glare))
     rgb = rgb * light
     return rgb + (255 - rgb) * glare
@@ -501,7 +501,7 @@ def near_edge(digit, draw: Draw):
     shape = picture_shape(draw, 200, 800)
     height = int(min(shape) * draw.uniform(0.2, 0.6, floor=0.12, ceiling=0.8))
     width = int(height * 1.1)
-    gap = lambda: int(draw.uniform(-0.12, 0.04, floor=-0.14) * height)  # noqa: E731 (the field has a margin)
+    gap = lambda: int(draw.uniform(-0.06, 0.06, floor=-0.08) * height)  # noqa: E731 (the field has a margin)
     top = gap() if draw.random() < 0.5 else shape[0] - height - gap()
     left = int(draw.integers(0, shape[1] - width))
     if draw.random() < 0.5:  # a side edge instead, or a corner
