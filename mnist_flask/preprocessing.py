@@ -262,6 +262,7 @@ LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reach
 LINE_THICKEST = 0.035  # ... at most this thick
 LINE_RATIO = 10  # ... and this many times longer than thick
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
+NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 
 
@@ -273,9 +274,11 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     threshold, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    dark_level, bright_level = coarse[bright == 0].mean(), coarse[bright == 1].mean() if bright.any() else 0
     border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
-    if bright_level - dark_level < 40 or border.mean() > 0.75 or min(size) < 8:
+    if border.mean() > 0.75 or bright.all() or not bright.any() or min(size) < 8:
+        return None
+    dark_level, bright_level = coarse[bright == 0].mean(), coarse[bright == 1].mean()
+    if bright_level - dark_level < 40:
         return None
     closed = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
@@ -296,6 +299,10 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     solidity = filled.sum() / max(cv2.contourArea(cv2.convexHull(contour)), 1)
     if solidity < 0.85 or bright[filled == 1].mean() < 0.75:  # a sheet is convex and mostly paper
         return None
+    ring = np.ones((5, 5), np.uint8)
+    inside, outside = filled & ~cv2.erode(filled, ring), cv2.dilate(filled, ring) & ~filled
+    if coarse[inside == 1].mean() - coarse[outside == 1].mean() < 0.5 * (bright_level - dark_level):
+        return None  # no edge: a glare or a lit patch, not a sheet
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
@@ -308,13 +315,12 @@ def dark_on_light(gray: np.ndarray) -> bool:
     return median / low >= high / median
 
 
-def relative_ink(gray: np.ndarray, sheet: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def relative_ink(gray: np.ndarray, sheet: np.ndarray | None, side: int) -> tuple[np.ndarray, np.ndarray]:
     """The ink as (darkness relative to the paper around it, absolute contrast), both 0..1.
 
-    The paper's level is a closing wider than any stroke (an opening for light ink on a dark
+    The paper's level is a closing ``side`` wide, wider than any stroke (an opening for light ink on a dark
     board): it follows gradients, glare and a shadow's straight hard edge, so none of them looks
     like ink. A sheet on a surface is always dark ink on paper."""
-    side = max(3, int(PAPER_KERNEL * min(gray.shape)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
     if sheet is None and not dark_on_light(gray):
         board = cv2.morphologyEx(gray, cv2.MORPH_OPEN, kernel)
@@ -391,8 +397,10 @@ def printed_line(along: np.ndarray, across: np.ndarray, side: int) -> tuple[np.n
     return np.abs(across - (intercept + slope * offset)) <= thickness / 2 + 1.5, thickness
 
 
-def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None) -> np.ndarray | None:
-    """The most digit-like component and the strokes near it, or None when nothing is digit-like.
+def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, lead: float = 0) -> np.ndarray | None:
+    """The most digit-like component and the strokes near it, or None when nothing is digit-like
+    or (in a noisy picture) when it is not ``lead`` times as digit-like as the next best and clear
+    of the picture's edge.
 
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
     blob, whose widest point is far wider than a stroke; a speck) and for lying off the sheet or
@@ -415,6 +423,8 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None) ->
         score *= np.where(on_sheet < 0.5, 0.02, on_sheet)
     best = int(np.argmax(score))
     if h[best] < 6 or area[best] < 20 or score[best] <= 0:
+        return None
+    if lead and (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2])):
         return None
     reach = NEAR_DIGIT * max(h[best], w[best])
     near = (
@@ -453,22 +463,40 @@ def to_mnist(gray: np.ndarray) -> Digit:
 
 
 def find_digit(gray: np.ndarray) -> Digit:
-    """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`."""
+    """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
+
+    A second pass, with the paper's closing only a few stroke widths wide, when the strokes found
+    are much thinner than the first pass allowed for: the wide closing also fills the narrow tips of
+    shadows and surfaces between bright paper, which then look like ink next to the digit."""
     gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     sheet = sheet_region(gray)
-    relative, darkness = relative_ink(gray, sheet)
-    peak = float(cv2.blur(relative if sheet is None else relative * sheet, (3, 3)).max())
-    if peak <= 0:
+    kernel = max(3, int(PAPER_KERNEL * min(gray.shape)) | 1)
+    found = strokes_in(gray, sheet, kernel)
+    if found is None:
         return NOT_FOUND
-    threshold = max(0.1, 0.35 * peak)
-    mask = remove_lines((relative > threshold).astype(np.uint8), (relative > 0.5 * threshold).astype(np.uint8))
-    if sheet is None and looks_like_noise(mask.astype(bool)):
-        return NOT_FOUND
-    chosen = choose_digit(mask, relative, sheet)
-    if chosen is None or darkness[chosen].max() < MIN_CONTRAST:
-        return NOT_FOUND
+    chosen, relative = found
+    width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
+    narrower = max(5, round(3 * width + 3) | 1)
+    if narrower < 0.6 * kernel:
+        found = strokes_in(gray, sheet, narrower) or found
+        chosen, relative = found
     strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
     return Digit(fit_to_field(strokes), found=True, box=ink_box(chosen))
+
+
+def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, kernel: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
+    relative, darkness = relative_ink(gray, sheet, kernel)
+    peak = float(cv2.blur(relative if sheet is None else relative * sheet, (3, 3)).max())
+    if peak <= 0:
+        return None
+    threshold = max(0.1, 0.35 * peak)
+    mask = remove_lines((relative > threshold).astype(np.uint8), (relative > 0.5 * threshold).astype(np.uint8))
+    noisy = sheet is None and looks_like_noise(mask.astype(bool))
+    chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
+    if chosen is None or darkness[chosen].max() < MIN_CONTRAST:
+        return None
+    return chosen, relative
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Digit:

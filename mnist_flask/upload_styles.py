@@ -550,4 +550,22 @@ def no_digit_pictures(seed: int = 0) -> dict[str, bytes]:
         "noise": save(rng.integers(0, 256, (150, 150)), "L", "PNG"),
         "colour_noise": save(rng.integers(0, 256, (100, 100, 3)), "RGB", "PNG"),
         "transparent": save(np.zeros((64, 64, 4)), "RGBA", "PNG"),
+        **paper_without_digit(Draw(rng)),
     }
+
+
+def paper_without_digit(draw: Draw) -> dict[str, bytes]:
+    """Photos of paper with nothing written on it: ruled and squared pages, an empty printed box,
+    a bare desk, an empty note on a desk."""
+
+    def page(shape=(600, 800), paper="white"):
+        return sheet(shape, tint(PAPERS[paper], draw, 4), draw)
+
+    ruled, squared, box = page(), page(), page((400, 500))
+    rules(ruled, draw, spacing=40, squared=False)
+    rules(squared, draw, spacing=30, squared=True)
+    printed_frame(box, (200, 120, 110, 150), draw)
+    shape = (600, 800)
+    note, _ = warp_onto(page((300, 360), "yellow"), desk(shape, draw), draw, 0.2, 0.05, 1.2, (0.5, 0.5))
+    pictures = {"ruled_page": ruled, "squared_page": squared, "empty_box": box, "bare_desk": desk(shape, draw), "empty_note_on_desk": note}
+    return {name: camera(shade(rgb, draw, hard=False), draw) for name, rgb in pictures.items()}
