@@ -18,6 +18,10 @@ from scipy import ndimage
 
 from ._mnist_form import mnist_form_field
 
+# One thread per call: the server runs a worker per core, and OpenCV's own thread pool only makes
+# requests wait for each other (a 256-pixel picture takes well under a millisecond per operation).
+cv2.setNumThreads(1)
+
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
 COARSE_SIDE = 48  # resolution of the background estimate: lighting and paper vary slowly
@@ -262,6 +266,7 @@ LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reach
 LINE_THICKEST = 0.035  # ... at most this thick
 LINE_RATIO = 10  # ... and this many times longer than thick
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
+FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 
@@ -333,9 +338,9 @@ def relative_ink(gray: np.ndarray, sheet: np.ndarray | None, side: int) -> tuple
     return darkness / np.maximum(paper, 16), darkness / 255
 
 
-def remove_lines(mask: np.ndarray, loose: np.ndarray) -> np.ndarray:
-    """The mask without printed lines: rules, margins, frames, table lines, horizontal or vertical
-    within a few degrees.
+def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The mask without printed lines (rules, margins, frames, table lines, horizontal or vertical
+    within a few degrees), and all the lines' pixels, crossing strokes included.
 
     Lines are found in ``loose`` (the ink at a lower threshold, where faint rules are unbroken):
     pixels on straight runs of at least ``LINE_SEGMENT`` along the line's direction, with gaps
@@ -346,7 +351,7 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> np.ndarray:
     height, width = mask.shape
     side = max(height, width)
     segment = max(9, int(LINE_SEGMENT * side))
-    lines = np.zeros_like(mask)
+    lines, found_any = np.zeros_like(mask), np.zeros_like(mask)
     for along in ((1, segment), (segment, 1)):
         horizontal = along[0] == 1
         widened = cv2.dilate(loose, np.ones((3, 1) if horizontal else (1, 3), np.uint8))  # tilted lines
@@ -358,20 +363,44 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> np.ndarray:
         touches = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
         candidates = np.flatnonzero((length >= LINE_SHORTEST * side) | (touches & (length >= 2 * segment)))
         rows, cols = np.nonzero(straight)
-        owner = labels[rows, cols]
+        order = np.argsort(labels[rows, cols], kind="stable")
+        rows, cols = rows[order], cols[order]
+        bounds = np.searchsorted(labels[rows, cols], np.arange(count + 1))
         found, thickest = np.zeros_like(mask), 0.0
         for label in candidates[candidates > 0]:
-            mine = owner == label
-            line = printed_line(*((cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])), side)
-            if line is not None:
-                on_line, thickness = line
+            mine = slice(bounds[label], bounds[label + 1])
+            for on_line, thickness in printed_lines(*((cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])), side):
                 found[rows[mine][on_line], cols[mine][on_line]] = 1
                 thickest = max(thickest, thickness)
+        found_any |= found
         if thickest:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
             across = round(thickest) + 4
             crossing = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
             lines |= found & ~crossing
-    return mask & ~lines & 1
+    return mask & ~lines & 1, found_any
+
+
+def printed_lines(along: np.ndarray, across: np.ndarray, side: int) -> list[tuple[np.ndarray, float]]:
+    """:func:`printed_line` for a straight run, or when it is none, for each band of it that is
+    (two parallel lines joined by a digit touching both are one run)."""
+    line = printed_line(along, across, side)
+    if line is not None:
+        return [line]
+    span = int(along.max() - along.min() + 1)
+    strong = np.bincount(across - across.min()) >= 0.85 * span  # a line spans the run; strokes rarely do
+    count, bands = cv2.connectedComponents(cv2.dilate(strong.astype(np.uint8)[:, None], np.ones((3, 1), np.uint8)))
+    if count <= 2:  # one band or none: nothing else to try
+        return []
+    lines = []
+    band_of = bands[across - across.min(), 0]
+    for band in range(1, count):
+        mine = band_of == band
+        line = printed_line(along[mine], across[mine], side)
+        if line is not None:
+            on_line = np.zeros_like(mine)
+            on_line[mine] = line[0]
+            lines.append((on_line, line[1]))
+    return lines
 
 
 def printed_line(along: np.ndarray, across: np.ndarray, side: int) -> tuple[np.ndarray, float] | None:
@@ -391,10 +420,20 @@ def printed_line(along: np.ndarray, across: np.ndarray, side: int) -> tuple[np.n
         return None
     positions = np.flatnonzero(clean)
     slope, intercept = np.polyfit(positions, middles[clean], 1) if len(positions) > 1 else (0.0, middles[clean][0])
-    residual = middles[clean] - (intercept + slope * positions)
-    if abs(slope) > LINE_TILT or np.percentile(residual, 90) - np.percentile(residual, 10) > 2:
+    residual = np.sort(middles[clean] - (intercept + slope * positions))
+    if abs(slope) > LINE_TILT or residual[len(residual) * 9 // 10] - residual[len(residual) // 10] > 2:
         return None
     return np.abs(across - (intercept + slope * offset)) <= thickness / 2 + 1.5, thickness
+
+
+def widest_points(labels: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
+    """Each component's largest distance from its outline (half its widest point), label 1 on."""
+    where = np.flatnonzero(mask)
+    owner = labels.ravel()[where]
+    order = np.argsort(owner, kind="stable")
+    distances = cv2.distanceTransform(mask, cv2.DIST_L2, 3).ravel()[where][order]
+    starts = np.searchsorted(owner[order], np.arange(1, count))
+    return np.maximum.reduceat(distances, starts)
 
 
 def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, lead: float = 0) -> np.ndarray | None:
@@ -411,9 +450,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         return None
     x, y, w, h, area = (stats[1:, i].astype(np.float64) for i in range(5))
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)[1:]
-    widest = np.zeros(count)
-    np.maximum.at(widest, labels.ravel(), cv2.distanceTransform(mask, cv2.DIST_L2, 3).ravel())
-    blob = widest[1:] / np.maximum(w, h)
+    blob = widest_points(labels, mask, count) / np.maximum(w, h)
     score = mass * np.minimum(1, 1.6 * h / w)  # digits are at most as wide as tall, "1" far narrower
     score *= np.where(blob > 0.2, 0.1, 1) * np.where(np.maximum(w, h) < 0.04 * max(height, width), 0.1, 1)
     edge = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
@@ -487,11 +524,12 @@ def find_digit(gray: np.ndarray) -> Digit:
 def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, kernel: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
     relative, darkness = relative_ink(gray, sheet, kernel)
-    peak = float(cv2.blur(relative if sheet is None else relative * sheet, (3, 3)).max())
+    faint = (relative > FAINTEST).astype(np.uint8)
+    unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
+    peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
-    threshold = max(0.1, 0.35 * peak)
-    mask = remove_lines((relative > threshold).astype(np.uint8), (relative > 0.5 * threshold).astype(np.uint8))
+    mask = (relative > max(0.1, 0.35 * peak)).astype(np.uint8) & unlined
     noisy = sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
     if chosen is None or darkness[chosen].max() < MIN_CONTRAST:
