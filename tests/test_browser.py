@@ -159,7 +159,7 @@ def test_swagger_try_it_out_with_a_file(page, server, digit_file, screenshot_dir
     page.screenshot(path=screenshot_dir / "apidocs.png", full_page=False)
 
 
-def test_the_digit_found_is_outlined_on_the_sent_picture(page, server, mnist_test, tmp_path):
+def test_the_digit_found_is_outlined_on_the_sent_picture(page, server, mnist_test, tmp_path, screenshot_dir):
     """A wide page with the digit in its right half: the outline sits over the digit, not the page."""
     images, labels = mnist_test
     page_pixels = np.full((200, 400), 240, np.uint8)
@@ -176,3 +176,4 @@ def test_the_digit_found_is_outlined_on_the_sent_picture(page, server, mnist_tes
     centre = ((outline["x"] - sent["x"] + outline["width"] / 2) / scale, (outline["y"] - sent["y"] + outline["height"] / 2) / scale)
     assert 270 < centre[0] < 345 and 60 < centre[1] < 135
     assert outline["width"] / scale < 112 and outline["height"] / scale < 112
+    page.screenshot(path=screenshot_dir / "outline.png", full_page=True)
