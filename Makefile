@@ -48,7 +48,7 @@ bench: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 
-# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~9 min).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~30 min).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy
