@@ -4,6 +4,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 PIDFILE ?= /tmp/mnist-flask-$(PORT).pid
 DATA ?= data/mnist.npz
+SERVING := $(VENV)/.installed-serve
 INSTALLED := $(VENV)/.installed
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
@@ -14,25 +15,36 @@ command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 endef
 
-.PHONY: install chromium serve reload test soak bench upload-accuracy screenshots train evaluate models clean
+.PHONY: install chromium serve reload test soak bench bench-workers upload-accuracy screenshots train evaluate models clean
 
-# The package has one compiled module (the MNIST-form check): pip builds it, with gcc and Python's headers.
-$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx
-	$(call apt_install,gcc)
-	test -f "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || { \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-dev; }
-	test -x $(PY) || python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt -e .
+# One venv; each target installs what it needs: serving alone (the LiteRT and ONNX runtimes, no
+# TensorFlow), or everything (training, conversion, tests). The package has one compiled module (the
+# MNIST-form check): pip builds it, with gcc and Python's headers.
+define pip_install
+$(call apt_install,gcc)
+test -f "$$(python3 -c 'import sysconfig; print(sysconfig.get_path("include"))')/Python.h" || { \
+  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-dev; }
+test -x $(PY) || python3 -m venv $(VENV)
+$(PY) -m pip install --quiet --upgrade pip
+$(PY) -m pip install --quiet -r $(1) -e .
+endef
+
+$(SERVING): requirements-serve.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx
+	$(call pip_install,requirements-serve.txt)
 	touch $@
 
+$(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx
+	$(call pip_install,requirements-dev.txt)
+	touch $(SERVING) $@
+
+# Everything: training, `models add` conversions, tests.
 install: $(INSTALLED)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
 chromium:
 	$(call apt_install,chromium)
 
-serve: $(INSTALLED)
+serve: $(SERVING)
 	PORT=$(PORT) GUNICORN_PIDFILE=$(PIDFILE) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
 
 # Roll out the newest model version: Gunicorn starts new workers, then retires the old ones gracefully.
@@ -42,11 +54,19 @@ reload:
 test: $(INSTALLED) chromium
 	$(PY) -m pytest
 
-# Benchmark against the FastAPI original and the framework floors (bench/results/, about 12 minutes).
+# Benchmark against the FastAPI original and the framework floors, then digits/s through each API
+# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/, about 16 minutes.
 bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
+	$(PY) -m bench.v2_load
+
+# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md, ~5 min).
+bench-workers: $(INSTALLED)
+	$(call apt_install,wrk)
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	$(PY) -m bench.workers
 
 # Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~30 min).
 upload-accuracy: $(INSTALLED)
@@ -66,7 +86,7 @@ train: $(INSTALLED)
 evaluate: $(INSTALLED)
 	$(VENV)/bin/mnist-flask evaluate --data $(DATA)
 
-models: $(INSTALLED)
+models: $(SERVING)
 	$(VENV)/bin/mnist-flask models list
 
 clean:

@@ -73,7 +73,7 @@ def wait_until(process: subprocess.Popen, probe, seconds: float) -> None:
         try:
             if probe():
                 return
-        except (requests.ConnectionError, requests.Timeout):  # a loaded machine: not ready yet
+        except (requests.ConnectionError, requests.Timeout):  # not listening yet, or busy starting up
             pass
         time.sleep(0.05)
     raise TimeoutError(f"server did not answer within {seconds}s")

@@ -67,12 +67,14 @@ def server_commands(port: int, name: str) -> tuple[list[str], dict]:
     return gunicorn_command(port, 2)[:-1] + [target], {}
 
 
-def wrk(url: str, image_path: Path, concurrency: int, seconds: int, fields: int = 1) -> dict:
+def wrk(url: str, image_path: Path | None, concurrency: int, seconds: int, fields: int = 1, path: str = "/prediction", **script: str) -> dict:
+    """wrk posting the picture at ``image_path`` (``fields`` times in one upload) to ``url + path``, or,
+    with ``image_path`` None, the body post_image.lua's ``script`` variables name (BENCH_BODY, ...)."""
     threads = min(2, concurrency)
+    upload = {"BENCH_IMAGE": str(image_path), "BENCH_FIELDS": str(fields)} if image_path else {}
     result = subprocess.run(
-        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url + "/prediction"],
-        capture_output=True, text=True, check=True,
-        env={**os.environ, "BENCH_IMAGE": str(image_path), "BENCH_FIELDS": str(fields)},
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds}s", "--timeout", "10s", "-s", str(LUA), url + path],
+        capture_output=True, text=True, check=True, env={**os.environ, **upload, **script},
     )  # fmt: skip
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     errors = sum(summary[kind] for kind in ("connect", "read", "write", "status", "timeout"))
@@ -211,19 +213,24 @@ def chart(results: dict, path: Path) -> None:
     figure.savefig(path, dpi=110)
 
 
+def save(results: dict, name: str, table: str) -> None:
+    """bench/results/<name>.json and .md, and the table on standard output."""
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(results, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(table)
+    print(table)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 64])
     args = parser.parse_args()
-    RESULTS.mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory() as logs:
         results = measure(args.concurrency, args.seconds, args.rounds, Path(logs))
-    (RESULTS / "benchmark.json").write_text(json.dumps(results, indent=2) + "\n")
-    (RESULTS / "benchmark.md").write_text(markdown(results))
+    save(results, "benchmark", markdown(results))
     chart(results, RESULTS / "benchmark.png")
-    print(markdown(results))
 
 
 if __name__ == "__main__":

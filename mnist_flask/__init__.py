@@ -5,7 +5,7 @@ from __future__ import annotations
 from flasgger import Swagger
 from flask import Flask
 
-from . import api, apispec, config, health, logs, metrics, model, security
+from . import api, apispec, config, errors, health, logs, metrics, model, security, v2
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -15,17 +15,16 @@ def create_app(test_config: dict | None = None) -> Flask:
     worker loads its own model and the master never touches the inference runtime.
     """
     app = Flask(__name__)
-    app.config.from_object(config.Defaults)
-    app.config.from_prefixed_env(config.ENV_PREFIX)
-    if test_config:
-        app.config.from_mapping(test_config)
+    app.config.update(config.load(test_config))
 
     logs.init_app(app)
     metrics.init_app(app)
     security.init_app(app)
     Swagger(app, template=apispec.TEMPLATE)
+    app.register_blueprint(errors.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(v2.bp)
     model.init_app(app)
     metrics.record_model(app)
     return app

@@ -7,12 +7,13 @@ import numpy as np
 from flasgger import swag_from
 from flask import Blueprint, current_app, jsonify, request, url_for
 from werkzeug.routing import BaseConverter
-from werkzeug.exceptions import BadRequest, HTTPException, NotFound, RequestEntityTooLarge, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, NotFound, RequestEntityTooLarge, UnsupportedMediaType
 
 from . import apispec, web
 from .metrics import metrics
 from .model import Classifier, classify_each, get_classifier, model_slot, rounded_probabilities
 from .preprocessing import FIELD, Digit, ImageError, prepare_upload
+from .security import token_required
 
 bp = Blueprint("api", __name__)
 
@@ -41,6 +42,7 @@ def root():
 
 @bp.post("/prediction")
 @swag_from(apispec.PREDICTION)
+@token_required
 def prediction():
     uploads = read_uploads()
     if len(uploads) > 1:
@@ -64,6 +66,10 @@ def read_uploads() -> list[bytes]:
     if request.mimetype == "multipart/form-data":
         for field in UPLOAD_FIELDS:
             uploads = request.files.getlist(field)
+            if len(uploads) > current_app.config["MAX_BATCH"]:
+                raise RequestEntityTooLarge(
+                    f"at most {current_app.config['MAX_BATCH']} images per request (MAX_BATCH), got {len(uploads)}"
+                )
             if uploads:
                 return [upload.read() for upload in uploads]
         raise BadRequest("no file: send the image in the multipart field 'image' (or 'file')")
@@ -106,6 +112,7 @@ def classify(digits: list[Digit]) -> list[dict]:
 
 @bp.post("/v1/models/<model:name>:predict")
 @swag_from(apispec.TFSERVING_PREDICT)
+@token_required
 def tfserving_predict(name: str):
     """TensorFlow Serving's REST predict, so its existing clients can point here unchanged."""
     classifier = named_classifier(name)
@@ -146,17 +153,21 @@ def named_classifier(name: str) -> Classifier:
 @bp.get("/v1/models/<model:name>")
 @swag_from(apispec.MODEL_STATUS)
 def model_status(name: str):
-    """TensorFlow Serving's model status: the served version and its state."""
+    """TensorFlow Serving's model status: the served version, and each version that failed to load
+    (state END, with the error), newest first."""
     slot = model_slot()
-    if slot.classifier is None and name == current_app.config["MODEL_NAME"]:
-        status = version_status(current_app.config["MODEL_VERSION"] or "", "UNAVAILABLE", slot.problem)
-        return jsonify(model_version_status=[status])
-    classifier = named_classifier(name)
-    return jsonify(model_version_status=[version_status(classifier.version, "AVAILABLE")], backend=classifier.backend)
+    if name != current_app.config["MODEL_NAME"]:
+        raise NotFound(f"no model named {name!r}; this server serves {current_app.config['MODEL_NAME']!r}")
+    failed = [version_status(version, "END", why) for version, why in slot.failures.items()]
+    if slot.classifier is None:
+        return jsonify(model_version_status=failed or [version_status("", "UNAVAILABLE", slot.problem)])
+    served = version_status(slot.classifier.version, "AVAILABLE")
+    statuses = sorted([served, *failed], key=lambda status: -int(status["version"]))
+    return jsonify(model_version_status=statuses, backend=slot.classifier.backend)
 
 
 def version_status(version, state: str, problem: str | None = None) -> dict:
-    error = {"error_code": "UNAVAILABLE" if problem else "OK", "error_message": problem or ""}
+    error = {"error_code": "UNKNOWN" if problem else "OK", "error_message": problem or ""}
     return {"version": str(version), "state": state, "status": error}
 
 
@@ -178,22 +189,3 @@ def model_metadata(name: str):
 
 def tensor_info(*dims: int) -> dict:
     return {"dtype": "DT_FLOAT", "tensor_shape": {"dim": [{"size": str(size)} for size in dims]}}
-
-
-@bp.app_errorhandler(ImageError)
-def image_error(error: ImageError):
-    return error_response(error.status, str(error))
-
-
-@bp.app_errorhandler(HTTPException)
-def http_error(error: HTTPException):
-    """Every HTTP error as ``{"error": ...}``, or as the page's own message for a browser form."""
-    metrics().errors.labels(error.name.lower().replace(" ", "_")).inc()
-    headers = [(key, value) for key, value in error.get_headers() if key != "Content-Type"]
-    return error_response(error.code or 500, error.description or error.name, headers)
-
-
-def error_response(status: int, message: str, headers=()):
-    if web.wants_html():
-        return web.error_page(status, message), status, headers
-    return jsonify(error=message), status, headers

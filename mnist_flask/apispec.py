@@ -1,5 +1,7 @@
 """The OpenAPI (Swagger 2.0) description flasgger serves at ``/apispec_1.json`` and ``/apidocs/``."""
 
+from .v2_protocol import HEADER_LENGTH, INFERENCE_REQUEST
+
 ERROR = {
     "type": "object",
     "required": ["error"],
@@ -217,3 +219,152 @@ MODEL_METADATA = {
         "503": error_response("this worker has no model loaded (see /readyz)"),
     },
 }
+
+# The Open Inference Protocol (KServe V2): the request schema is the one v2_protocol enforces.
+
+V2_TAG = ["open-inference-protocol"]
+VERSION = {"name": "version", "in": "path", "type": "string", "required": True, "description": "the model version, e.g. 3"}
+
+V2_TENSOR = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "datatype": {"type": "string", "example": "FP32"},
+        "shape": {"type": "array", "items": {"type": "integer"}},
+        "parameters": {"type": "object"},
+    },
+}
+
+V2_LIVE = {
+    "tags": V2_TAG,
+    "summary": "Server live: the process answers",
+    "responses": {"200": {"description": "live", "schema": {"type": "object", "properties": {"live": {"type": "boolean"}}}}},
+}
+
+V2_READY = {
+    "tags": V2_TAG,
+    "summary": "Server ready: this worker has its model loaded and warmed up",
+    "responses": {
+        "200": {"description": "ready", "schema": {"type": "object", "properties": {"ready": {"type": "boolean"}}}},
+        "503": error_response("not ready, with the reason"),
+    },
+}
+
+V2_SERVER_METADATA = {
+    "tags": V2_TAG,
+    "summary": "Server metadata: name, version and protocol extensions",
+    "responses": {
+        "200": {
+            "description": "server metadata",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "version": {"type": "string"},
+                    "extensions": {"type": "array", "items": {"type": "string"}, "example": ["binary_tensor_data"]},
+                },
+            },
+        }
+    },
+}
+
+V2_MODEL_METADATA = {
+    "tags": V2_TAG,
+    "summary": "Model metadata: versions, input and output tensors",
+    "description": (
+        "The input is `FP32` `[-1, 28, 28, 1]` (`[-1, 28, 28]` is accepted too): floats in [0, 1], white "
+        "ink on black, already preprocessed as MNIST. The output is `probabilities`, `FP32` `[-1, 10]`."
+    ),
+    "parameters": [NAME],
+    "responses": {
+        "200": {
+            "description": "model metadata",
+            "schema": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "versions": {"type": "array", "items": {"type": "string"}},
+                    "platform": {"type": "string", "example": "litert"},
+                    "inputs": {"type": "array", "items": V2_TENSOR},
+                    "outputs": {"type": "array", "items": V2_TENSOR},
+                },
+            },
+        },
+        "404": error_response("no model by that name (or no such version served)"),
+        "503": error_response("this worker has no model loaded (see /v2/health/ready)"),
+    },
+}
+
+V2_MODEL_READY = {
+    "tags": V2_TAG,
+    "summary": "Model ready",
+    "parameters": [NAME],
+    "responses": {
+        "200": {
+            "description": "ready",
+            "schema": {"type": "object", "properties": {"name": {"type": "string"}, "ready": {"type": "boolean"}}},
+        },
+        "404": error_response("no model by that name (or no such version served)"),
+        "503": error_response("this worker has no model loaded"),
+    },
+}
+
+V2_INFER = {
+    "tags": V2_TAG,
+    "summary": "Inference: a batch of digits, in JSON or with binary tensor data",
+    "description": (
+        "`inputs`: one tensor `input`, `FP32`, shape `[N, 28, 28, 1]` or `[N, 28, 28]` (N up to MAX_BATCH), "
+        "the model's input as floats in [0, 1], white ink on black. JSON `data` (flat, row-major), or binary: "
+        "the JSON is followed by the tensor's bytes (little-endian float32), its length is in the "
+        f"`{HEADER_LENGTH}` header and the input's `parameters.binary_data_size` says how many bytes follow "
+        "(Triton's binary tensor data extension). The answer has `probabilities`, `FP32` `[N, 10]`, as JSON, "
+        "or as binary data when the request asks (`binary_data_output`, or `binary_data` on the output)."
+    ),
+    "consumes": ["application/json", "application/octet-stream"],
+    "produces": ["application/json", "application/octet-stream"],
+    "parameters": [
+        NAME,
+        {
+            "name": HEADER_LENGTH,
+            "in": "header",
+            "type": "integer",
+            "minimum": 0,
+            "required": False,
+            "description": "with binary tensor data: the length of the JSON at the start of the body",
+        },
+        {"name": "body", "in": "body", "required": True, "schema": INFERENCE_REQUEST},
+    ],
+    "responses": {
+        "200": {
+            "description": "the ten probabilities per digit; `model_version` names the version that answered",
+            "schema": {
+                "type": "object",
+                "required": ["model_name", "model_version", "outputs"],
+                "properties": {
+                    "model_name": {"type": "string", "example": "mnist"},
+                    "model_version": {"type": "string", "example": "3"},
+                    "id": {"type": "string"},
+                    "outputs": {
+                        "type": "array",
+                        "items": {**V2_TENSOR, "properties": {**V2_TENSOR["properties"], "data": {"type": "array", "items": {"type": "number"}}}},
+                    },
+                },
+            },
+        },
+        "400": error_response("not the protocol's JSON, a wrong shape or datatype, binary sizes that disagree with the body"),
+        "401": error_response("API_TOKEN is set and the request has no valid bearer token"),
+        "404": error_response("no model by that name (or no such version served)"),
+        "413": error_response("the body is over MAX_CONTENT_LENGTH"),
+        "415": error_response("a compressed body (Content-Encoding): send it uncompressed"),
+        "503": error_response("this worker has no model loaded (see /v2/health/ready)"),
+    },
+}
+
+
+def with_version(spec: dict) -> dict:
+    return {**spec, "parameters": [*spec["parameters"][:1], VERSION, *spec["parameters"][1:]]}
+
+
+V2_MODEL_VERSION_METADATA = with_version(V2_MODEL_METADATA)
+V2_MODEL_VERSION_READY = with_version(V2_MODEL_READY)
+V2_INFER_VERSION = with_version(V2_INFER)

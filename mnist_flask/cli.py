@@ -1,4 +1,8 @@
-"""``mnist-flask``: train, evaluate and inspect models without starting the server."""
+"""``mnist-flask``: train, evaluate, add and inspect models without starting the server.
+
+Every default comes from the app's own settings (``config.load``), so ``MNIST_FLASK_MODEL_DIR`` and
+the other ``MNIST_FLASK_*`` variables mean the same to the command as to the server.
+"""
 
 from __future__ import annotations
 
@@ -13,20 +17,39 @@ from pathlib import Path
 import click
 
 from . import config
-from .model import METADATA_FILE, classify_each, list_versions, load_classifier, read_metadata, version_dir
+from .model import METADATA_FILE, ModelNotFound, classify_each, list_versions, load_classifier, read_metadata, version_dir
 from .preprocessing import prepare_upload
+from .runtimes import CONVENTIONS, OUTPUT_KINDS, RUNTIMES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp", ".tif", ".tiff"}
 
+
+def setting(key: str):
+    """A default read when the command runs, from the same settings the server reads."""
+    return lambda: config.load()[key]
+
+
 model_dir_option = click.option(
-    "--model-dir", type=click.Path(path_type=Path), default=config.Defaults.MODEL_DIR, show_default=True
+    "--model-dir", type=click.Path(path_type=Path), default=setting("MODEL_DIR"), show_default="MNIST_FLASK_MODEL_DIR"
 )
-name_option = click.option("--name", default=config.Defaults.MODEL_NAME, show_default=True)
+name_option = click.option("--name", default=setting("MODEL_NAME"), show_default="MNIST_FLASK_MODEL_NAME")
 data_option = click.option(
     "--data",
-    type=click.Path(exists=True, dir_okay=False),
-    help="local mnist.npz (Keras layout); default: keras.datasets.mnist.load_data(), which needs a network",
+    type=click.Path(dir_okay=False),
+    default=setting("DATA"),
+    callback=lambda context, parameter, value: mnist_data(value, parameter.get_default(context) != value),
+    help="a local mnist.npz (Keras layout); default MNIST_FLASK_DATA if the file exists, "
+    "else keras.datasets.mnist.load_data(), which downloads it",
 )
+
+
+def mnist_data(path: str | None, given: bool) -> str | None:
+    """The digits file, or None for Keras' downloader when the default file is not there."""
+    if path and not Path(path).is_file():
+        if given:
+            raise click.BadParameter(f"{path}: no such file", param_hint="--data")
+        return None
+    return path
 
 
 @click.group()
@@ -54,7 +77,7 @@ def train(data, model_dir, name, version, epochs, seed, limit):
 @model_dir_option
 @name_option
 @click.option("--version", type=int, help="default: newest")
-@click.option("--backend", type=click.Choice(["auto", "litert", "keras"]), default="auto", show_default=True)
+@click.option("--backend", type=click.Choice(["auto", *RUNTIMES]), default="auto", show_default=True)
 def evaluate(data, model_dir, name, version, backend):
     """Accuracy on x_test through the serving preprocessing and classifier."""
     from .training import accuracy, load_mnist, preprocess_all
@@ -74,14 +97,34 @@ def models():
 @model_dir_option
 @name_option
 def list_models(model_dir, name):
-    """Versions with their metadata, newest last."""
+    """Versions with their metadata, newest last (fields a version lacks are shown as unknown)."""
     for version in list_versions(model_dir, name):
-        meta = read_metadata(version_dir(model_dir, name, version))
+        meta = readable_metadata(version_dir(model_dir, name, version))
+        accuracy = field_of(meta, "evaluation", "accuracy")
         click.echo(
-            f"{name}:{version}  created {meta['created']}  "
-            f"x_test accuracy {meta['evaluation']['accuracy']:.2%}  "
-            f"tensorflow {meta['versions']['tensorflow']}"
+            f"{name}:{version}  created {field_of(meta, 'created')}  "
+            f"format {field_of(meta, 'source', 'format', default='keras' if 'training' in meta else 'unknown')}  "
+            f"runtime {field_of(meta, 'runtime', default='litert' if 'training' in meta else 'unknown')}  "
+            f"x_test accuracy {f'{accuracy:.2%}' if isinstance(accuracy, (int, float)) else 'unknown'}  "
+            f"source {field_of(meta, 'source', 'location', default=field_of(meta, 'training_data', 'source'))}"
         )
+
+
+def readable_metadata(folder: Path) -> dict:
+    """A version's metadata, or an empty one where it is not a JSON object (hand-made, damaged)."""
+    try:
+        meta = read_metadata(folder)
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def field_of(meta: dict, *keys: str, default="unknown"):
+    for key in keys:
+        if not isinstance(meta, dict) or key not in meta:
+            return default
+        meta = meta[key]
+    return meta
 
 
 @models.command("show")
@@ -90,7 +133,39 @@ def list_models(model_dir, name):
 @click.option("--version", type=int, help="default: newest")
 def show_model(model_dir, name, version):
     """One version's metadata as JSON."""
-    click.echo(json.dumps(read_metadata(version_dir(model_dir, name, version)), indent=2))
+    folder = existing_version(model_dir, name, version)
+    click.echo(json.dumps({"version": int(folder.name), **readable_metadata(folder)}, indent=2))
+
+
+def existing_version(model_dir: Path, name: str, version: int | None) -> Path:
+    try:
+        return version_dir(model_dir, name, version)
+    except ModelNotFound as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@models.command("add")
+@click.argument("source")
+@model_dir_option
+@name_option
+@click.option("--version", type=click.IntRange(1, 2**31 - 1), help="store it as this version; default: newest + 1")
+@data_option
+@click.option("--convention", type=click.Choice(list(CONVENTIONS)),
+              help="the pixel convention the model was trained with; default: found out on training digits")
+@click.option("--outputs", type=click.Choice(OUTPUT_KINDS), help="default: found out from the model's answers")
+def add_model(source, model_dir, name, version, data, convention, outputs):
+    """Add a model trained anywhere as a new version: Keras (.h5, .keras), a SavedModel folder, ONNX
+    or LiteRT, from a path or an http(s)://, gs:// or s3:// address. It is checked on real digits,
+    converted for serving and stored whole, or refused with the reason and nothing stored."""
+    from .adding import ModelRefused, add_model as add
+    from .runtimes import UnsupportedModel
+
+    try:
+        add(source, model_dir, name, version, data, convention, outputs, log=click.echo)
+    except (ModelRefused, UnsupportedModel) as refusal:
+        raise click.ClickException(f"{source} not added: {refusal}") from None
+    except Exception as exc:  # whatever else a foreign model does: one line, never a traceback
+        raise click.ClickException(f"{source} not added: {type(exc).__name__}: {' '.join(str(exc).split())[:300]}") from None
 
 
 @models.command("export")
@@ -100,7 +175,7 @@ def show_model(model_dir, name, version):
 @click.argument("archive", type=click.Path(dir_okay=False, path_type=Path))
 def export_model(model_dir, name, version, archive):
     """Pack one version into a .tar.gz that `models import` takes on another machine."""
-    folder = version_dir(model_dir, name, version)
+    folder = existing_version(model_dir, name, version)
     with tarfile.open(archive, "w:gz") as packed:
         packed.add(folder, arcname=f"{name}/{folder.name}")
     click.echo(f"exported {name}:{folder.name} to {archive}")
@@ -111,7 +186,12 @@ def export_model(model_dir, name, version, archive):
 @click.option("--version", type=int, help="store it as this version; default: the version it was exported as")
 @click.argument("archive", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def import_model(model_dir, version, archive):
-    """Unpack an exported version into the store; it is served after the next reload."""
+    """Unpack an archive made by `models export` into the store; it is served after the next reload."""
+    if not tarfile.is_tarfile(archive):
+        raise click.ClickException(
+            f"{archive} is not an archive made by `mnist-flask models export`; "
+            f"to serve a model file or folder, use: mnist-flask models add {archive}"
+        )
     with tempfile.TemporaryDirectory() as staging, tarfile.open(archive) as packed:
         packed.extractall(staging, filter="data")
         found = [path.parent for path in Path(staging).glob(f"*/*/{METADATA_FILE}")]

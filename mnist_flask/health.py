@@ -21,11 +21,14 @@ def healthz():
 @bp.get("/readyz")
 @swag_from(apispec.READYZ)
 def readyz():
-    """This worker has its model and a warm-up prediction succeeded: send it traffic."""
+    """This worker has its model and a warm-up prediction succeeded: send it traffic. Newer versions
+    that failed to load are named with why, while the version before them serves."""
     slot = model_slot()
+    failed = {str(version): why for version, why in slot.failures.items()}
     if slot.classifier is None:
-        return jsonify(status="not ready", error=slot.problem), 503
-    return jsonify(status="ready", model=slot.classifier.label, backend=slot.classifier.backend)
+        return jsonify(status="not ready", error=slot.problem, failed_versions=failed), 503
+    answer = {"status": "ready", "model": slot.classifier.label, "backend": slot.classifier.backend}
+    return jsonify({**answer, "failed_versions": failed} if failed else answer)
 
 
 @bp.get("/metrics")

@@ -34,6 +34,7 @@ class Metrics:
     upload: Histogram
     errors: Counter
     model: Gauge
+    load_failures: Gauge
 
 
 def multiprocess() -> bool:
@@ -72,6 +73,10 @@ def create_metrics() -> Metrics:
             "mnist_flask_model_info", "The model this server answers with", ["name", "version", "backend"],
             multiprocess_mode="livemax", registry=target,
         ),
+        load_failures=Gauge(
+            "mnist_flask_model_load_failed", "1 for each model version a live worker could not load", ["name", "version"],
+            multiprocess_mode="livemax", registry=target,
+        ),
     )  # fmt: skip
 
 
@@ -82,9 +87,11 @@ def init_app(app: Flask) -> None:
 
 
 def record_model(app: Flask) -> None:
-    classifier = app.extensions[MODEL_EXTENSION].classifier
-    if classifier is not None:
-        app.extensions[EXTENSION].model.labels(classifier.name, str(classifier.version), classifier.backend).set(1)
+    slot, recorded = app.extensions[MODEL_EXTENSION], app.extensions[EXTENSION]
+    if slot.classifier is not None:
+        recorded.model.labels(slot.classifier.name, str(slot.classifier.version), slot.classifier.backend).set(1)
+    for version in slot.failures:
+        recorded.load_failures.labels(app.config["MODEL_NAME"], str(version)).set(1)
 
 
 def metrics() -> Metrics:

@@ -1,13 +1,13 @@
 """The model store on disk and the per-worker classifier that serves from it.
 
-Layout: ``<MODEL_DIR>/<name>/<version>/`` holds ``model.keras`` (the source of truth),
-``model.tflite`` (TensorFlow's own conversion of it, for serving) and ``metadata.json``.
+Layout: ``<MODEL_DIR>/<name>/<version>/`` holds ``metadata.json`` and the file its runtime serves
+(``model.tflite`` for LiteRT, ``model.onnx`` for ONNX Runtime); versions trained here also keep
+``model.keras``, and versions added with ``mnist-flask models add`` keep what was added in ``original/``.
 """
 
 from __future__ import annotations
 
 import json
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,9 +17,12 @@ from flask import Flask, current_app
 from werkzeug.exceptions import ServiceUnavailable
 
 from .preprocessing import Digit, ImageError
+from .runtimes import RUNTIMES, adapter
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
 EXTENSION = "mnist_classifier"
+RUNTIME_MODULES = {"litert": "ai_edge_litert", "onnxruntime": "onnxruntime", "keras": "keras"}
+RUNTIME_PACKAGES = {"litert": "ai-edge-litert", "onnxruntime": "onnxruntime", "keras": "tensorflow-cpu"}
 
 
 class ModelNotFound(LookupError):
@@ -55,21 +58,18 @@ def read_metadata(path: Path) -> dict:
 
 @dataclass
 class Classifier:
-    """Probabilities for a batch of 28x28 float32 fields; one instance per Gunicorn worker."""
+    """Probabilities for a batch of 28x28 float32 fields (ink 1.0 on 0.0), whatever layout, pixel
+    convention and output kind the model has; one instance per Gunicorn worker."""
 
     name: str
     version: int
     backend: str
     metadata: dict
-    run: Callable[[np.ndarray], np.ndarray] = field(repr=False)
+    predict: Callable[[np.ndarray], np.ndarray] = field(repr=False)  # fields [N,28,28] -> probabilities [N,10]
 
     @property
     def label(self) -> str:
         return f"{self.name}:{self.version}"
-
-    def predict(self, fields: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(fields, dtype=np.float32).reshape(-1, 28, 28, 1)
-        return self.run(batch)
 
     def answers(self, digits: list[Digit]) -> list[dict]:
         """One model call for the whole batch, then the API's answer for each digit."""
@@ -107,71 +107,47 @@ def rounded_probabilities(probabilities: np.ndarray) -> list[list[float]]:
     return np.round(probabilities.astype(np.float64), 6).tolist()
 
 
-def litert_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """A LiteRT interpreter: microseconds per digit and no TensorFlow import in the worker."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=str(path), num_threads=1)
-    interpreter.allocate_tensors()
-    model_input = interpreter.get_input_details()[0]
-    input_index, allocated_shape = model_input["index"], tuple(model_input["shape"])
-    output_index = interpreter.get_output_details()[0]["index"]
-    lock = threading.Lock()  # one interpreter, so threaded workers take turns
-
-    def run(batch: np.ndarray) -> np.ndarray:
-        nonlocal allocated_shape
-        with lock:
-            if allocated_shape != batch.shape:
-                interpreter.resize_tensor_input(input_index, batch.shape)
-                interpreter.allocate_tensors()
-                allocated_shape = batch.shape
-            interpreter.set_tensor(input_index, batch)
-            interpreter.invoke()
-            return interpreter.get_tensor(output_index)  # a copy, safe to use after the lock
-
-    return run
-
-
-def keras_runner(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """The Keras model itself, traced once with a fixed signature instead of eager calls."""
-    import keras
-    import tensorflow as tf
-
-    model = keras.saving.load_model(path, compile=False)
-    traced = tf.function(
-        lambda x: model(x, training=False),
-        input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)],
-    )
-    return lambda batch: traced(batch).numpy()
-
-
 def choose_backend(folder: Path, backend: str) -> str:
+    """``auto``: the first runtime in :data:`RUNTIMES` whose file the version has and that is installed."""
     if backend != "auto":
         return backend
-    if not (folder / TFLITE_FILE).is_file():
-        return "keras"
+    servable = [name for name, (_, filename) in RUNTIMES.items() if (folder / filename).is_file()]
+    for name in servable:
+        if runtime_installed(name):
+            return name
+    if servable:
+        wanted = [RUNTIME_PACKAGES[name] for name in servable]
+        raise ModelNotFound(f"{folder} is served by {' or '.join(servable)}, not installed here: pip install {wanted[0]}")
+    files = ", ".join(sorted(path.name for path in folder.iterdir()))
+    raise ModelNotFound(f"{folder} has no file a runtime serves (has {files})")
+
+
+def runtime_installed(name: str) -> bool:
     try:
-        import ai_edge_litert.interpreter  # noqa: F401
+        __import__(RUNTIME_MODULES[name])
     except ImportError:
-        return "keras"
-    return "litert"
-
-
-RUNNERS = {"litert": (litert_runner, TFLITE_FILE), "keras": (keras_runner, KERAS_FILE)}
+        return False
+    return True
 
 
 def load_classifier(model_dir: Path, name: str, version: int | None, backend: str = "auto") -> Classifier:
     folder = version_dir(model_dir, name, version)
     backend = choose_backend(folder, backend)
-    if backend not in RUNNERS:
-        raise ValueError(f"unknown model backend {backend!r}; choose one of auto, {', '.join(RUNNERS)}")
-    make_runner, filename = RUNNERS[backend]
+    if backend not in RUNTIMES:
+        raise ValueError(f"unknown model backend {backend!r}; choose one of auto, {', '.join(RUNTIMES)}")
+    make_runner, filename = RUNTIMES[backend]
+    metadata = read_metadata(folder)
+    model_input, output = metadata.get("input") or {}, metadata.get("output") or {}
     classifier = Classifier(
         name=name,
         version=int(folder.name),
         backend=backend,
-        metadata=read_metadata(folder),
-        run=make_runner(folder / filename),
+        metadata=metadata,
+        predict=adapter(
+            make_runner(folder / filename),
+            model_input.get("convention", "unit"),
+            output.get("kind", "probabilities"),
+        ),
     )
     classifier.predict(np.zeros((1, 28, 28), np.float32))  # warm-up: the first request pays nothing
     return classifier
@@ -179,27 +155,40 @@ def load_classifier(model_dir: Path, name: str, version: int | None, backend: st
 
 @dataclass
 class ModelSlot:
-    """This worker's model, or why there is none (readiness reports it instead of crash-looping)."""
+    """This worker's model, the versions that failed to load and why, or why there is no model
+    (readiness reports it instead of crash-looping)."""
 
     classifier: Classifier | None = None
     problem: str | None = None
+    failures: dict[int, str] = field(default_factory=dict)
 
 
 def init_app(app: Flask) -> None:
-    """Load the model into this process; under Gunicorn that is each worker, after the fork."""
-    try:
-        classifier = load_classifier(
-            Path(app.config["MODEL_DIR"]),
-            app.config["MODEL_NAME"],
-            app.config["MODEL_VERSION"],
-            app.config["MODEL_BACKEND"],
-        )
-    except Exception as exc:  # any failure: the worker stays up, not ready, and says why
-        app.logger.error("model not loaded: %s", exc)
-        app.extensions[EXTENSION] = ModelSlot(problem=f"model not loaded: {exc}")
+    """Load the model into this process; under Gunicorn that is each worker, after the fork.
+
+    With no ``MODEL_VERSION`` the newest version that loads is served: a broken new version is
+    reported (log, readiness, status, metric) while the one before it keeps answering, as TF Serving
+    keeps its old version. A pinned version is served or nothing is.
+    """
+    model_dir, name, pinned = Path(app.config["MODEL_DIR"]), app.config["MODEL_NAME"], app.config["MODEL_VERSION"]
+    slot = ModelSlot()
+    app.extensions[EXTENSION] = slot
+    candidates = [int(pinned)] if pinned is not None else list_versions(model_dir, name)[::-1]
+    for version in candidates:
+        try:
+            slot.classifier = load_classifier(model_dir, name, version, app.config["MODEL_BACKEND"])
+        except Exception as exc:  # any failure: report it and try the version before
+            slot.failures[version] = f"{type(exc).__name__}: {exc}"
+            app.logger.error("model %s:%s not loaded: %s", name, version, slot.failures[version])
+            continue
+        app.logger.info("serving %s with %s", slot.classifier.label, slot.classifier.backend)
         return
-    app.extensions[EXTENSION] = ModelSlot(classifier=classifier)
-    app.logger.info("serving %s with %s", classifier.label, classifier.backend)
+    if not candidates:
+        slot.problem = f"model not loaded: {ModelNotFound(f'no versions of model {name!r} in {model_dir}')}"
+    else:
+        failed = "; ".join(f"{name}:{version}: {why}" for version, why in slot.failures.items())
+        slot.problem = f"model not loaded: {failed}"
+    app.logger.error("%s", slot.problem)
 
 
 def model_slot() -> ModelSlot:

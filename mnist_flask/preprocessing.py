@@ -16,7 +16,10 @@ import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from ._mnist_form import mnist_form_field
+try:
+    from ._mnist_form import mnist_form_field
+except ImportError:  # not compiled (no C compiler where it was installed): the same check in NumPy
+    from .mnist_form import mnist_form_field
 
 # One thread per call: the server runs a worker per core, and OpenCV's own thread pool only makes
 # requests wait for each other (a 256-pixel picture takes well under a millisecond per operation).
@@ -41,6 +44,14 @@ JPEG_START = b"\xff\xd8"
 ORIENTATION_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/")
 JPEG_TO_GRAY = ("Gray", "YCbCr")  # colour spaces libjpeg-turbo turns into luminance itself
 EXIF_ORIENTATION = 0x0112
+# A progressive JPEG is decoded once per scan, each scan walking every block of the picture (about
+# 25-60 ms per scan at 25 megapixels), and nothing in the format limits the scans: a 100 KB file can
+# declare 1,000 of them and take a minute. Encoders write 1 (baseline) to 10 (libjpeg's progressive
+# script for colour); so scans are counted before decoding (libjpeg-turbo's -maxscans does the same)
+# and refused over a count, or over a budget of scans times pixels: 10 scans at the 25-megapixel limit.
+MAX_JPEG_SCANS = 32
+JPEG_SCAN_PIXEL_BUDGET = 250_000_000
+START_OF_SCAN = b"\xff\xda"
 
 
 class ImageError(ValueError):
@@ -53,6 +64,21 @@ class ImageError(ValueError):
 class ImageTooLarge(ImageError):
     status = 413
     kind = "image_too_large"
+
+
+def check_jpeg_scans(data: bytes, width: int, height: int) -> None:
+    """Refuse a JPEG whose scans would take too long to decode (see ``MAX_JPEG_SCANS``).
+
+    Inside a scan's coded data a 0xFF byte is always followed by 0x00 or a restart marker, so every
+    0xFF 0xDA in the file starts a scan, or sits in a metadata segment (an EXIF thumbnail's scan):
+    the count never misses a scan and at most overcounts a few.
+    """
+    scans = data.count(START_OF_SCAN)
+    if scans > MAX_JPEG_SCANS or scans * width * height > JPEG_SCAN_PIXEL_BUDGET:
+        raise ImageTooLarge(
+            f"the JPEG has {scans} scans at {width}x{height}: too costly to decode (the limits are "
+            f"{MAX_JPEG_SCANS} scans, and {JPEG_SCAN_PIXEL_BUDGET} scans x pixels)"
+        )
 
 
 @dataclass(frozen=True)
@@ -96,6 +122,8 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
     except Exception as exc:  # Pillow raises many types for malformed headers
         raise ImageError(f"the image header is corrupt: {exc}") from None
     check_dimensions(image.size, max_pixels)
+    if image.format == "JPEG":
+        check_jpeg_scans(data, *image.size)
     image.draft("RGB" if image.mode == "CMYK" else image.mode, (WORK_SIDE, WORK_SIDE))
     try:
         image.load()
@@ -593,6 +621,7 @@ def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray | None:
     if colour_space not in JPEG_TO_GRAY:
         return None
     check_dimensions((width, height), max_pixels)
+    check_jpeg_scans(data, width, height)
     scale = draft_scale(width, height)
     try:
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale), min_height=-(-height // scale))

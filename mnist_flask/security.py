@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 
 from flask import Flask, current_app, request
 from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
-PROTECTED_ENDPOINTS = {"api.prediction", "api.tfserving_predict"}
-
 # Our own pages need nothing from elsewhere; Swagger UI's page runs inline scripts, so it is left out.
 PAGE_POLICY = "default-src 'self'; img-src 'self' data: blob:; object-src 'none'; frame-ancestors 'none'"
 
 
 def init_app(app: Flask) -> None:
-    app.before_request(require_token)
     app.after_request(add_security_headers)
 
 
+def token_required(view):
+    """On the views that predict: with API_TOKEN set they need ``Authorization: Bearer <token>``;
+    without it, no auth. Health, metrics, status and the docs stay open."""
+
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        require_token()
+        return view(*args, **kwargs)
+
+    return checked
+
+
 def require_token() -> None:
-    """With API_TOKEN set, predictions need ``Authorization: Bearer <token>``; without it, no auth."""
     token = current_app.config["API_TOKEN"]
-    if not token or request.endpoint not in PROTECTED_ENDPOINTS:
+    if not token:
         return
     scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), str(token).encode()):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .model import KERAS_FILE, METADATA_FILE, TFLITE_FILE, list_versions, litert_runner
+from .model import KERAS_FILE, METADATA_FILE, TFLITE_FILE, list_versions
 from .preprocessing import to_mnist
+from .runtimes import litert_runner
 
 VALIDATION_SIZE = 1000  # held out of x_train to watch training; x_test is never seen in training
 
@@ -184,7 +185,7 @@ def export(model, folder: Path) -> None:
 def evaluate_export(model, folder: Path, fields: np.ndarray, labels: np.ndarray) -> dict:
     """Accuracy of what is served (LiteRT) and of the Keras source, and how often they agree."""
     keras_probabilities = model.predict(fields[..., None], verbose=0)
-    litert_probabilities = litert_runner(folder / TFLITE_FILE)(fields[..., None])
+    litert_probabilities = litert_runner(folder / TFLITE_FILE).run(fields[..., None])
     return {
         "accuracy": round(accuracy(litert_probabilities, labels), 5),
         "keras_accuracy": round(accuracy(keras_probabilities, labels), 5),

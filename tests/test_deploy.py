@@ -7,12 +7,22 @@ import shlex
 import subprocess
 import sys
 
+import copy
+
+import kubernetes_validate
+import pytest
 import yaml
 
 from bench.harness import ROOT
 from mnist_flask import create_app
 
-MANIFESTS = ROOT / "deploy" / "kubernetes"
+DEPLOY = ROOT / "deploy"
+MANIFESTS = DEPLOY / "kubernetes"
+# InferenceService.spec.predictor is a PodSpec inline plus KServe's own component settings.
+KSERVE_COMPONENT_FIELDS = {
+    "minReplicas", "maxReplicas", "scaleTarget", "scaleMetric", "containerConcurrency", "timeout",
+    "canaryTrafficPercent", "logger", "batcher", "labels", "annotations", "deploymentStrategy", "autoScaling",
+}  # fmt: skip
 
 
 def routes() -> set[str]:
@@ -90,3 +100,57 @@ def test_service_and_autoscaler_point_at_the_deployment():
     assert service["spec"]["ports"][0]["targetPort"] == "http"
     assert hpa["spec"]["scaleTargetRef"]["name"] == deployment["metadata"]["name"]
     assert hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+
+
+def manifests() -> list[tuple[str, dict]]:
+    found = []
+    for path in sorted(DEPLOY.rglob("*.yaml")):
+        found += [(str(path.relative_to(DEPLOY)), doc) for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return found
+
+
+def checkable(resource: dict) -> dict:
+    """What Kubernetes' own schemas can check: the resource, or for KServe's InferenceService (a custom
+    resource, with no built-in schema) its predictor as the Pod it becomes."""
+    if resource["kind"] != "InferenceService":
+        return resource
+    assert resource["apiVersion"] == "serving.kserve.io/v1beta1"
+    assert set(resource["spec"]) == {"predictor"} and set(resource["metadata"]) == {"name"}
+    predictor = resource["spec"]["predictor"]
+    pod_spec = {key: value for key, value in predictor.items() if key not in KSERVE_COMPONENT_FIELDS}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": resource["metadata"], "spec": pod_spec}
+
+
+def validate(resource: dict) -> None:
+    """Against the schemas kubernetes-validate ships (offline), strict: an unknown field is an error."""
+    kubernetes_validate.validate(checkable(resource), kubernetes_validate.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize(("path", "resource"), manifests(), ids=[path for path, _ in manifests()])
+def test_every_manifest_matches_the_kubernetes_schemas(path, resource):
+    validate(resource)
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "InferenceService"])
+def test_schema_check_catches_a_misspelt_field(kind):
+    resource = copy.deepcopy(next(doc for _, doc in manifests() if doc["kind"] == kind))
+    pod = resource["spec"]["predictor"] if kind == "InferenceService" else resource["spec"]["template"]["spec"]
+    pod["containers"][0]["readinesProbe"] = pod["containers"][0].pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(resource)
+
+
+def test_inferenceservice_runs_the_image_as_a_v2_predictor():
+    service = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    container = service["spec"]["predictor"]["containers"][0]
+    deployed = load("deployment.yaml")["spec"]["template"]["spec"]["containers"][0]
+    assert container["name"] == "kserve-container" and container["image"] == deployed["image"]
+    assert container["command"] == deployed["command"] == ["gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"]
+    env = {variable["name"]: variable["value"] for variable in container["env"]}
+    assert env["PROTOCOL"] == "v2"
+    (port,) = container["ports"]
+    assert env["PORT"] == str(port["containerPort"]) == "8080"  # KServe's default for custom predictors
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": port["containerPort"]}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": port["containerPort"]}
+    assert {"/v2/health/ready", "/v2/health/live", "/v2/models/<model:name>/infer"} <= routes()
+    assert container["securityContext"]["runAsNonRoot"] is True

@@ -128,10 +128,20 @@ def test_huge_field_name_in_a_part(server):
     assert 400 <= status < 500 and b"error" in answer
 
 
-def test_huge_http_header(server):
-    head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\nX-Big: " + b"a" * 100_000 + b"\r\nConnection: close\r\n\r\n"
-    status, _ = raw_request(server, head)
-    assert status == 431  # Gunicorn refuses it before the app sees it (limit_request_field_size)
+@pytest.mark.parametrize(
+    "lines, status",
+    [([b"X-Big: " + b"a" * 100_000], 431), ([b"X-Big: " + b"a" * 9000], 431),  # Gunicorn's limit_request_field_size
+     ([b"X-%d: 1" % i for i in range(101)], 431)],  # limit_request_fields
+)  # fmt: skip
+def test_huge_http_header(server, lines, status):
+    head = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n" + b"\r\n".join(lines) + b"\r\nConnection: close\r\n\r\n"
+    got, answer = raw_request(server, head)
+    assert got == status and b"error" in answer  # refused by the worker before the app sees it
+
+
+def test_huge_request_line(server):
+    status, answer = raw_request(server, b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert status == 414 and b"request line" in answer  # Gunicorn's limit_request_line
 
 
 def test_json_body_to_the_upload_endpoint(server):

@@ -38,6 +38,20 @@ def test_batch_size_is_limited():
     assert response.status_code == 413 and "error" in response.json
 
 
+@pytest.mark.parametrize("count, status", [(3, 200), (4, 413), (6, 413)])
+def test_max_batch_limits_multipart_uploads(mnist_test, count, status):
+    """MAX_BATCH alone limits the images, and the part limit follows it (MAX_BATCH + 6)."""
+    app = create_app({"MAX_BATCH": 3})
+    assert app.config["MAX_FORM_PARTS"] == 9
+    files = [(io.BytesIO(encode(image)), f"{i}.png") for i, image in enumerate(mnist_test[0][:count])]
+    response = app.test_client().post("/prediction", data={"image": files})
+    assert response.status_code == status
+    if status == 413:
+        assert response.json["error"] == f"at most 3 images per request (MAX_BATCH), got {count}"
+    else:
+        assert [p["prediction"] for p in response.json["predictions"]] == mnist_test[1][:count].tolist()
+
+
 def test_tfserving_predict_instances_and_inputs(client, mnist_test):
     images, labels = mnist_test
     fields = preprocess_all(images[:4])
@@ -81,7 +95,8 @@ def test_model_status_and_metadata(client):
 def test_unavailable_model_status():
     client = create_app({"MODEL_VERSION": 42}).test_client()
     status = client.get("/v1/models/mnist").json["model_version_status"][0]
-    assert status["state"] == "UNAVAILABLE" and "42" in status["status"]["error_message"]
+    assert status["version"] == "42" and status["state"] == "END"
+    assert status["status"]["error_code"] == "UNKNOWN" and "no version 42" in status["status"]["error_message"]
 
 
 def test_request_id_is_echoed_or_made(client):

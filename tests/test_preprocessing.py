@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import pytest
-from conftest import encode
+from conftest import ROOT, encode
 from PIL import Image
 from scipy import ndimage
 
@@ -164,3 +166,41 @@ def test_jpegs_that_may_be_rotated_go_through_pillow():
 def test_unreadable_bytes_raise_image_error(data):
     with pytest.raises(ImageError):
         prepare_upload(data, max_pixels=10**6)
+
+
+def test_the_numpy_mnist_form_check_answers_as_the_compiled_one(mnist_test):
+    """An unbuilt checkout serves with the NumPy check: the same fields, or the same refusals."""
+    from mnist_flask import _mnist_form, mnist_form
+
+    images = mnist_test[0][:300]
+    rng = np.random.default_rng(0)
+    variants = [*images, *(255 - images[:50]), *np.roll(images[:50], 4, axis=2), *(images[:50] // 8),
+                *rng.integers(0, 256, (50, 28, 28), dtype=np.uint8), *(images[:50] / np.float32(255)),
+                np.zeros((28, 28), np.uint8), images[0][:27]]  # fmt: skip
+    accepted = 0
+    for gray in variants:
+        arguments = (np.ascontiguousarray(gray), FIELD, BOX, MIN_CONTRAST * 255)
+        compiled, numpy = _mnist_form.mnist_form_field(*arguments), mnist_form.mnist_form_field(*arguments)
+        assert (compiled is None) == (numpy is None)
+        if compiled is not None:
+            accepted += 1
+            np.testing.assert_allclose(numpy, compiled, rtol=1e-6)
+    assert 250 <= accepted < len(variants) - 150  # both paths taken many times
+
+
+def test_the_package_serves_without_its_compiled_module(mnist_test):
+    script = """
+import sys
+sys.modules["mnist_flask._mnist_form"] = None  # as if no compiler had built it
+import io, numpy as np
+from mnist_flask import create_app
+from PIL import Image
+with np.load("data/mnist.npz") as data:
+    image, label = data["x_test"][0], data["y_test"][0]
+buffer = io.BytesIO()
+Image.fromarray(image).save(buffer, "PNG")
+answer = create_app().test_client().post("/prediction", data={"image": (io.BytesIO(buffer.getvalue()), "d.png")}).json
+print(answer["prediction"] == label, answer["digit_found"])
+"""
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]

@@ -1,0 +1,440 @@
+"""The attacks of issue 14, each against a real two-worker Gunicorn while a prober checks that a
+normal upload sent every 0.25 s is answered right within 1.5 s, and that no worker dies.
+
+Each attack gets a 4xx JSON answer (or a timely close where HTTP allows no answer), with variants
+of each, not only one spelling. docs/reliability.md has a row for each.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+import requests
+from conftest import encode
+from PIL import Image
+from rawhttp import Prober, closed_within, connect, multipart, read_response, repeat_for
+
+from bench.harness import free_port, gunicorn, gunicorn_command, serving
+
+CHUNKED_HEAD = b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory):
+    """A Gunicorn of its own, so that its workers' pids and access log belong to these attacks."""
+    with gunicorn(tmp_path_factory.mktemp("attacks") / "gunicorn.log") as server:
+        yield server
+
+
+@pytest.fixture
+def prober(target, mnist_test):
+    return Prober(target, encode(mnist_test[0][3]), int(mnist_test[1][3]))
+
+
+def json_error(connection, status: int) -> str:
+    """Read one answer: it must be ``status`` with a JSON error, and the connection then closed."""
+    got, headers, body = read_response(connection.makefile("rb"))
+    assert got == status, body
+    assert headers["content-type"] == "application/json"
+    assert closed_within(connection, 2)
+    return json.loads(body)["error"]
+
+
+def attack_all(target, requests_bytes: list[bytes], status: int, connections: int = 4) -> list[str]:
+    """Send each request on ``connections`` connections at once; each must get ``status`` as JSON."""
+    errors = []
+    for request in requests_bytes:
+        opened = [connect(target, timeout=5) for _ in range(connections)]
+        try:
+            for connection in opened:
+                connection.sendall(request)
+            errors += [json_error(connection, status) for connection in opened]
+        finally:
+            for connection in opened:
+                connection.close()
+    return errors
+
+
+def logged_statuses(target) -> list[int]:
+    return [json.loads(line)["status"] for line in target.access_log().splitlines() if line.startswith("{")]
+
+
+# Row 1: a negative (or signed, or otherwise impossible) chunk size right after the head.
+NEGATIVE_SIZES = [b"-6", b"-1", b"-0", b"-ffffffff", b"-6;ext=1", b"- 6", b"+6", b"--6"]
+
+
+def test_negative_chunk_sizes_are_refused(target, prober):
+    errors = []
+    with prober:
+        for _ in repeat_for(2.5):
+            errors += attack_all(target, [CHUNKED_HEAD + size + b"\r\nhello!\r\n" for size in NEGATIVE_SIZES], 400)
+    prober.assert_served()
+    assert all("malformed HTTP request" in error for error in errors)
+
+
+# Row 7: malformed chunk sizes and chunk framing in the body.
+MALFORMED_CHUNKS = [
+    b"0x5\r\nhello\r\n0\r\n\r\n",
+    b"+5\r\nhello\r\n0\r\n\r\n",
+    b"5\nhello\r\n0\r\n\r\n",  # a bare LF after the size
+    b"5\r\nhello\n0\r\n\r\n",  # a bare LF after the data
+    b"5\r\nhelloXX0\r\n\r\n",  # no CRLF after the data
+    b"5 5\r\nhello\r\n0\r\n\r\n",
+    b"g\r\nhello\r\n0\r\n\r\n",
+    b"fffffffffffffffffff\r\nhello\r\n0\r\n\r\n",  # over 64 bits
+    b"\r\nhello\r\n0\r\n\r\n",  # no size at all
+]
+
+
+def test_malformed_chunked_bodies_get_400_not_500(target, prober):
+    errors = []
+    with prober:
+        for _ in repeat_for(2.5):
+            errors += attack_all(target, [CHUNKED_HEAD + body for body in MALFORMED_CHUNKS], 400, connections=2)
+    prober.assert_served()
+    assert all("malformed HTTP request" in error for error in errors)
+    assert 500 not in logged_statuses(target)
+
+
+# Row 2: Content-Length values no integer parser should be handed blindly.
+BAD_LENGTHS = [b"9" * 4300, b"1" * 5000, b"99999999999999999999", b"-5", b"+5", b"5 5", b"0x10", b"5,5", b"", b"1e3"]
+
+
+def test_absurd_content_lengths_are_refused(target, prober):
+    head = b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: %s\r\n\r\nhello"
+    errors = []
+    with prober:
+        for _ in repeat_for(3):  # repeated every 0.1 s
+            for length in BAD_LENGTHS:
+                errors += attack_all(target, [head % length], 400, connections=1)
+            time.sleep(0.1)
+        # leading zeros are still a number: 4,400 of them and a 5 frame a 5-byte body, read as such
+        with connect(target) as connection:
+            connection.sendall(head % (b"0" * 4400 + b"5"))
+            status, _, body = read_response(connection.makefile("rb"))
+    prober.assert_served()
+    assert all("malformed HTTP request" in error for error in errors)
+    assert status == 400 and "not an image" in json.loads(body)["error"]
+
+
+def chunked(body: bytes, size: int) -> bytes:
+    return b"".join(b"%x\r\n%s\r\n" % (len(body[i : i + size]), body[i : i + size]) for i in range(0, len(body), size)) + b"0\r\n\r\n"
+
+
+def test_bodies_of_tiny_chunks_are_refused(target, prober, mnist_test):
+    """Row 3: 80,000 one-byte chunks (480 KB), four at once, and an 8 MiB body of them: 400 at once."""
+    content_type, body = multipart(encode(mnist_test[0][4]))
+    head = f"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
+    padded = body[:-2] + b"\r\n" + b"x" * 80_000  # the upload, then 80,000 bytes of trailing junk
+    variants = [head.encode() + chunked(padded, 1), head.encode() + chunked(padded, 3),
+                head.encode() + b"".join(b"1;e=%d\r\nx\r\n" % i for i in range(80_000)) + b"0\r\n\r\n"]  # fmt: skip
+    errors = []
+    with prober:
+        for _ in repeat_for(2.5):
+            started = time.monotonic()
+            errors += attack_all(target, variants, 400)
+            took = time.monotonic() - started
+        with connect(target) as connection:  # 8 MiB of one-byte chunks: refused long before its end
+            connection.sendall(CHUNKED_HEAD)
+            try:
+                for _ in range(8):
+                    connection.sendall(b"1\r\nx\r\n" * (1024 * 1024 // 6))
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            errors.append(json_error(connection, 400))
+    prober.assert_served()
+    assert all("too many small chunks" in error for error in errors)
+    assert took < 10
+    # chunks of a reasonable size still work, however many
+    ordinary = requests.post(target.url + "/prediction", data=(body[i : i + 64] for i in range(0, len(body), 64)),
+                             headers={"Content-Type": content_type}, timeout=10)  # fmt: skip
+    assert ordinary.status_code == 200 and ordinary.json()["prediction"] == mnist_test[1][4]
+
+
+def jpeg_segments(data: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each marker segment of a JPEG; a scan runs to the next marker."""
+    position, found = 2, []
+    while position < len(data):
+        marker = data[position + 1]
+        if marker == 0xD9:
+            return found + [(position, position + 2)]
+        end = position + 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+        if marker == 0xDA:  # the coded data: 0xFF is followed by 0x00 or a restart marker until the next marker
+            while data[(end := data.index(b"\xff", end)) + 1] in (0, *range(0xD0, 0xD8)):
+                end += 2
+        found.append((position, end))
+        position = end
+    return found
+
+
+def scan_bomb(side: int, scans: int, mode: str = "L", exif: bool = False, tables_between: bool = False) -> bytes:
+    """A progressive JPEG whose last scan is repeated until it has ``scans``: each one walks every block."""
+    buffer = io.BytesIO()
+    extra = {"exif": Image.Exif().tobytes()} if exif else {}
+    Image.new(mode, (side, side), 128 if mode == "L" else (128, 64, 32)).save(buffer, "JPEG", progressive=True, **extra)
+    data = buffer.getvalue()
+    segments = jpeg_segments(data)
+    tables = b"".join(data[s:e] for s, e in segments if data[s + 1] == 0xC4) if tables_between else b""
+    last = max((s, e) for s, e in segments if data[s + 1] == 0xDA)
+    present = sum(data[s + 1] == 0xDA for s, e in segments)
+    return data[: last[1]] + (tables + data[last[0] : last[1]]) * (scans - present) + b"\xff\xd9"
+
+
+SCAN_BOMBS = {
+    "1000 scans, 5000x5000 grey (the issue's)": lambda: scan_bomb(5000, 1000),
+    "1000 scans, colour": lambda: scan_bomb(3000, 1000, "RGB"),
+    "1000 scans, with EXIF (Pillow's path)": lambda: scan_bomb(3000, 1000, exif=True),
+    "300 scans, Huffman tables between them": lambda: scan_bomb(2000, 300, tables_between=True),
+    "40 scans, small picture (over the count)": lambda: scan_bomb(500, 40),
+    "12 scans at 25 megapixels (over the scans x pixels budget)": lambda: scan_bomb(5000, 12),
+}
+
+
+def test_jpeg_scan_bombs_are_refused_before_decoding(target, prober):
+    """Row 4: four at once of each, refused from a count of the scans, in milliseconds."""
+    bombs = {name: make() for name, make in SCAN_BOMBS.items()}
+    with prober, ThreadPoolExecutor(4) as pool:
+        for _, (name, bomb) in ((round_number, item) for round_number in repeat_for(2.5) for item in bombs.items()):
+            post = lambda _: requests.post(target.url + "/prediction", files={"image": ("b.jpg", bomb)}, timeout=30)  # noqa: E731
+            started = time.monotonic()
+            answers = list(pool.map(post, range(4)))
+            assert time.monotonic() - started < 1.5, name
+            assert {answer.status_code for answer in answers} == {413}, name
+            assert "scans" in answers[0].json()["error"], name
+    prober.assert_served()
+
+
+def test_ordinary_progressive_jpegs_are_read(target, mnist_test):
+    page = np.full((1200, 1600, 3), 255, np.uint8)
+    page[400:680, 600:880] = 255 - np.kron(mnist_test[0][5], np.ones((10, 10), np.uint8))[..., None]
+    for extra in ({"progressive": True}, {"progressive": True, "exif": Image.Exif().tobytes()}):
+        data = encode(page, "JPEG", "RGB", **extra)
+        response = requests.post(target.url + "/prediction", files={"image": ("p.jpg", data)}, timeout=10)
+        assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][5]
+
+
+def rle8_bmp(page: np.ndarray) -> bytes:
+    """An 8-bit run-length-encoded BMP (Pillow reads these but does not write them)."""
+    height, width = page.shape
+    rows = []
+    for row in page[::-1]:  # bottom-up
+        runs = np.flatnonzero(np.diff(row.astype(int))) + 1
+        starts, ends = np.concatenate([[0], runs]), np.concatenate([runs, [width]])
+        line = bytearray()
+        for start, end in zip(starts, ends):
+            for offset in range(start, end, 255):
+                line += bytes([min(255, end - offset), row[start]])
+        rows.append(bytes(line) + b"\0\0")
+    pixels = b"".join(rows) + b"\0\1"
+    palette = b"".join(bytes([grey, grey, grey, 0]) for grey in range(256))
+    info = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 256, 0)
+    offset = 14 + len(info) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + info + palette + pixels
+
+
+def at_the_pixel_limit(format: str) -> bytes:
+    """A 5000x5000 picture (the 25-megapixel limit) in the format's costliest common shape."""
+    page = np.full((5000, 5000), 200, np.uint8)
+    page[2000:2600, 2000:2600] = 0
+    if format == "BMP":
+        return rle8_bmp(page)
+    image = Image.fromarray(page)
+    buffer = io.BytesIO()
+    shapes = {"PNG": (image.convert("RGBA"), {}), "GIF": (image, {"interlace": True}), "WEBP": (image, {"quality": 50}),
+              "TIFF": (image.convert("RGB"), {"compression": "jpeg"})}  # fmt: skip
+    picture, options = shapes[format]
+    picture.save(buffer, format, **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("format", ["PNG", "GIF", "WEBP", "TIFF", "BMP"])
+def test_decoding_at_the_pixel_limit_is_bounded(target, prober, format):
+    """Row 4's other formats: their costliest decode at the pixel limit takes under a second of the
+    server's CPU (measured, not timed, so a busy machine does not fail it), and the other worker
+    goes on answering meanwhile; anything larger is refused from the header (test_hostile.py)."""
+    data = at_the_pixel_limit(format)
+    assert len(data) <= 4 * 1024 * 1024
+    with prober:
+        for _ in repeat_for(2.5):
+            cpu_before = target.cpu_seconds()
+            response = requests.post(target.url + "/prediction", files={"image": ("p", data)}, timeout=30)
+            assert response.status_code == 200
+            assert target.cpu_seconds() - cpu_before < 1.0
+    prober.assert_served()
+
+
+def test_slow_readers_of_a_large_asset_hold_nothing(target, prober):
+    """Row 5: eight connections pipelining GETs of the Swagger UI bundle (~1.5 MB) and never reading."""
+    script = next(path for path in ("/flasgger_static/swagger-ui-bundle.js",) if requests.get(target.url + path, timeout=5).ok)
+    size = len(requests.get(target.url + script, timeout=5).content)
+    before = target.rss_bytes()
+    readers = [connect(target) for _ in range(8)]
+    try:
+        with prober:
+            for connection in readers:
+                connection.sendall(f"GET {script} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() * 20)
+            time.sleep(4)
+        grown = target.rss_bytes() - before
+    finally:
+        for connection in readers:
+            connection.close()
+    prober.assert_served(at_least=10)
+    assert grown < 8 * size + 64 * 2**20, f"{grown / 2**20:.0f} MiB"  # not 8 x 20 answers held in memory
+
+
+def test_a_reader_that_never_reads_is_cut_off(tmp_path):
+    """Row 5's bound in time: with the answer left unread for GUNICORN_WRITE_TIMEOUT, the connection ends
+    (what the kernel had already buffered still arrives, then the end, long before all 20 answers)."""
+    script = "/flasgger_static/swagger-ui-bundle.js"
+    with gunicorn(tmp_path / "gunicorn.log", env={"GUNICORN_WRITE_TIMEOUT": "2"}) as server:
+        size = len(requests.get(server.url + script, timeout=5).content)
+        with connect(server) as reader:
+            reader.sendall(f"GET {script} HTTP/1.1\r\nHost: localhost\r\n\r\n".encode() * 20)
+            time.sleep(5)
+            received, ended = 0, False
+            reader.settimeout(2)
+            try:
+                while data := reader.recv(1 << 20):
+                    received += len(data)
+                ended = True
+            except ConnectionResetError:
+                ended = True
+            except TimeoutError:
+                pass
+    assert ended and received < 20 * size
+
+
+# Row 6: duplicate, conflicting or malformed framing headers; the second request must never be answered.
+FRAMING = [
+    b"Content-Length: 5\r\nContent-Length: 5",
+    b"Content-Length: 5\r\nContent-Length: 6",
+    b"Content-Length: 5\r\nTransfer-Encoding: chunked",
+    b"Transfer-Encoding: chunked\r\nContent-Length: 5",
+    b"Transfer-Encoding: chunked, gzip",
+    b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: xchunked",
+    b"Transfer-Encoding : chunked",
+    b"Content-Length : 5",
+    b"Content-Length: 5\r\n Content-Length: 6",  # an obsolete line folding
+    b"Content-Length:\x005",
+    b"Content-Length: 5\nX: y",  # a bare LF in the head
+]
+
+
+def test_malformed_framing_headers_get_400_json_and_are_logged(target, prober):
+    second = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    requests_bytes = [b"POST /prediction HTTP/1.1\r\nHost: localhost\r\n" + headers + b"\r\n\r\n5\r\nhello\r\n0\r\n\r\n" + second
+                      for headers in FRAMING]  # fmt: skip
+    refused_before = logged_statuses(target).count(400)
+    errors = []
+    with prober:
+        for _ in repeat_for(2.5):
+            errors += attack_all(target, requests_bytes, 400, connections=2)  # closed: the GET is never answered
+    prober.assert_served()
+    assert all("malformed HTTP request" in error for error in errors)
+    deadline = time.monotonic() + 3
+    while logged_statuses(target).count(400) < refused_before + len(errors) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert logged_statuses(target).count(400) >= refused_before + len(errors)
+
+
+def test_a_declared_body_that_never_comes_holds_nothing(target, prober, mnist_test):
+    """Row 8: ``Content-Length: 9000000`` and no body is refused from the head and the connection closed,
+    alone or after a first request; declared bodies under the limit that never come cost a socket."""
+    over = b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: 9000000\r\n\r\n"
+    under = over.replace(b"9000000", b"3000000")
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n"
+    waiting = []
+    try:
+        with prober:
+            for round_number in range(16):  # one every 0.25 s
+                with connect(target) as connection:
+                    connection.sendall((healthz if round_number % 2 else b"") + over)
+                    stream = connection.makefile("rb")
+                    if round_number % 2:
+                        assert read_response(stream)[0] == 200
+                    status, headers, _ = read_response(stream)
+                    assert status == 413 and headers["connection"] == "close"
+                    assert closed_within(connection, 1)
+                opened = connect(target)
+                opened.sendall(under)
+                waiting.append(opened)
+                time.sleep(0.25)
+    finally:
+        for connection in waiting:
+            connection.close()
+    prober.assert_served()
+
+
+def test_the_buffer_limit_sheds_large_uploads_not_small_ones(target, prober, mnist_test):
+    """Row 9: 40 uploads of 3.9 of their 4 MB left unfinished (156 MB for 2 x 64 MiB of buffer):
+    the ones past the limit get 503 with Retry-After; small uploads and /healthz all get through."""
+    head = b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: 4000000\r\n\r\n"
+    almost = bytes(3_900_000)
+    before = target.rss_bytes()
+    hanging, shed = [], []
+
+    def hang() -> None:
+        connection = connect(target)
+        hanging.append(connection)
+        try:
+            connection.sendall(head + almost)
+        except OSError:
+            pass  # refused midway: the 503 came first
+
+    healthz = []
+    with prober:
+        threads = [threading.Thread(target=hang) for _ in range(40)]
+        for thread in threads:
+            thread.start()
+            time.sleep(0.05)
+        for thread in threads:
+            thread.join()
+        for _ in range(12):
+            healthz.append(requests.get(target.url + "/healthz", timeout=5).status_code)
+            time.sleep(0.1)
+        grown = target.rss_bytes() - before
+        for connection in hanging:
+            connection.settimeout(0.2)
+            try:
+                data = connection.recv(65536)
+            except OSError:
+                continue
+            if data:
+                shed.append(data)
+        for connection in hanging:
+            connection.close()
+    prober.assert_served()
+    assert healthz == [200] * 12
+    assert shed and all(b" 503 " in answer.split(b"\r\n", 1)[0] and b"\r\nretry-after: 1\r\n" in answer.lower() for answer in shed)
+    assert grown < 2 * 96 * 2**20, f"{grown / 2**20:.0f} MiB"  # 64 MiB a worker, plus buffers' spare room
+
+
+def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path):
+    """The app runs in the thread that sends the worker's heartbeat: a request stuck in it silences
+    the worker, and Gunicorn's master replaces it after ``timeout`` while the other worker serves."""
+    port = free_port()
+    command = gunicorn_command(port, 2, "--timeout", "3")[:-1] + ["tests.spin_app:app"]
+    with serving(command, port, tmp_path / "gunicorn.log") as server:
+        workers_before = set(server.pids()[1:])
+        started = time.monotonic()
+        with connect(server) as stuck:
+            stuck.sendall(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            answered = []
+            while time.monotonic() - started < 8 and not closed_within(stuck, 0.25):
+                answered.append(requests.get(server.url + "/", timeout=2).status_code)
+            ended = time.monotonic() - started
+        deadline = time.monotonic() + 5
+        while len(set(server.pids()[1:]) - workers_before) < 1 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        replaced = set(server.pids()[1:]) - workers_before
+    assert ended < 3 + 3  # the timeout, plus the master's once-a-second check and a restart's margin
+    assert answered and set(answered) == {200}
+    assert len(replaced) == 1 and "WORKER TIMEOUT" in server.access_log()
