@@ -68,7 +68,7 @@ bench-workers: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.workers
 
-# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~9 min).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~30 min).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy

@@ -1,10 +1,12 @@
 """Accuracy per upload style through the real HTTP endpoints of mnist_flask and of the reference app.
 
-    python -m bench.upload_accuracy [--per-style 2000] [--seed 0]
+    python -m bench.upload_accuracy [--per-style 2000] [--seed 0] [--held-out]
 
 Digits come from x_test only; each style renders them as a person's upload would look
 (mnist_flask/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
-reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md.
+reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md
+(``--held-out``: the photo-of-paper styles drawn from outside the parameter ranges the preprocessing
+was tuned on, written to upload_accuracy_held_out.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import requests
 
 from bench.harness import ROOT, free_port, gunicorn, serving
 from bench.run import server_commands
-from mnist_flask.upload_styles import STYLES, generate, no_digit_pictures
+from mnist_flask.upload_styles import PAPER_STYLES, STYLES, generate, no_digit_pictures
 
 TARGETS = {"mnist": 0.99}
 DEFAULT_TARGET = 0.97
@@ -42,13 +44,13 @@ def accuracy(answers: list[dict], labels: np.ndarray) -> float:
     return float(np.mean([answer["prediction"] == label for answer, label in zip(answers, labels)]))
 
 
-def measure(urls: dict[str, str], per_style: int, seed: int) -> list[dict]:
+def measure(urls: dict[str, str], per_style: int, seed: int, held_out: bool = False) -> list[dict]:
     with np.load(ROOT / "data" / "mnist.npz") as data:
         images, labels = data["x_test"], data["y_test"]
     chosen = np.random.default_rng(seed).choice(len(images), per_style, replace=False)
     rows = []
-    for style in STYLES:
-        pictures = generate(style, images[chosen], seed)
+    for style in PAPER_STYLES if held_out else STYLES:
+        pictures = generate(style, images[chosen], seed, held_out)
         answers = {name: post_all(url, pictures) for name, url in urls.items()}
         rows.append(
             {
@@ -63,9 +65,10 @@ def measure(urls: dict[str, str], per_style: int, seed: int) -> list[dict]:
     return rows
 
 
-def table(rows: list[dict], no_digit: dict[str, bool], per_style: int) -> str:
+def table(rows: list[dict], no_digit: dict[str, bool], per_style: int, held_out: bool = False) -> str:
+    held_out = ", held-out ranges" if held_out else ""
     lines = [
-        f"| style ({per_style} x_test digits each) | mnist_flask | digit found | target | reference FastAPI app |",
+        f"| style ({per_style} x_test digits each{held_out}) | mnist_flask | digit found | target | reference FastAPI app |",
         "|---|---|---|---|---|",
         *[
             f"| {r['style']} | **{r['mnist_flask']:.2%}** | {r['found']:.1%} | "
@@ -84,18 +87,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--per-style", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--held-out", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         ours = stack.enter_context(gunicorn(Path(tmp) / "gunicorn.log"))
         port = free_port()
         command, env = server_commands(port, "reference_fastapi")
         reference = stack.enter_context(serving(command, port, Path(tmp) / "reference.log", env=env))
-        rows = measure({"mnist_flask": ours.url, "reference": reference.url}, args.per_style, args.seed)
+        rows = measure({"mnist_flask": ours.url, "reference": reference.url}, args.per_style, args.seed, args.held_out)
         pictures = no_digit_pictures(args.seed)
         flags = post_all(ours.url, [(data, "image/png") for data in pictures.values()])
         no_digit = {name: answer["digit_found"] for name, answer in zip(pictures, flags)}
-    report = table(rows, no_digit, args.per_style)
-    out = ROOT / "bench" / "results" / "upload_accuracy.md"
+    report = table(rows, no_digit, args.per_style, args.held_out)
+    out = ROOT / "bench" / "results" / f"upload_accuracy{'_held_out' if args.held_out else ''}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)
     print(report)

@@ -10,7 +10,7 @@ ERROR = {
 
 SINGLE_PREDICTION = {
     "type": "object",
-    "required": ["prediction", "confidence", "probabilities", "digit_found", "model"],
+    "required": ["prediction", "confidence", "probabilities", "digit_found", "box", "model"],
     "properties": {
         "prediction": {"type": "integer", "minimum": 0, "maximum": 9, "example": 7},
         "confidence": {"type": "number", "minimum": 0, "maximum": 1, "example": 0.998},
@@ -24,6 +24,15 @@ SINGLE_PREDICTION = {
         "digit_found": {
             "type": "boolean",
             "description": "false when the picture is blank, uniform or noise: the prediction is then meaningless",
+        },
+        "box": {
+            "type": "object",
+            "x-nullable": True,
+            "required": ["x", "y", "width", "height"],
+            "properties": {name: {"type": "integer", "minimum": 0} for name in ("x", "y", "width", "height")},
+            "example": {"x": 412, "y": 230, "width": 180, "height": 265},
+            "description": "where the digit was found, in pixels of the uploaded picture turned upright "
+            "(as its EXIF orientation says); null when no digit was found",
         },
         "model": {"type": "string", "example": "mnist:1", "description": "name:version of the model that answered"},
         "model_input": {

@@ -118,6 +118,7 @@ class Classifier:
             "confidence": probabilities[best],
             "probabilities": probabilities,
             "digit_found": digit.found,
+            "box": digit.where(),
             "model": self.label,
         }
 

@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlparse
 
+import numpy as np
 import pytest
 import requests
 from helpers import copy_store, encode
@@ -234,3 +235,23 @@ def test_compare_versions_shows_every_version_side_by_side(page, server, digit_f
     expect(page.locator("#prediction")).to_have_text("7")
     expect(page.locator("#comparison")).to_be_hidden()
     assert violations == []
+
+
+def test_the_digit_found_is_outlined_on_the_sent_picture(page, server, mnist_test, tmp_path, screenshot_dir):
+    """A wide page with the digit in its right half: the outline sits over the digit, not the page."""
+    images, labels = mnist_test
+    page_pixels = np.full((200, 400), 240, np.uint8)
+    page_pixels[40:152, 250:362] = 240 - np.kron(images[3], np.ones((4, 4), np.uint8)) * 0.85
+    path = tmp_path / "page.png"
+    path.write_bytes(encode(page_pixels))
+    page.goto(server.url + "/")
+    page.get_by_label("Choose a digit picture").set_input_files(path)
+    expect(page.locator("#prediction")).to_have_text(str(labels[3]))
+    expect(page.locator("#digit-box")).to_be_visible()
+    sent, outline = page.locator("#sent").bounding_box(), page.locator("#digit-box").bounding_box()
+    scale = sent["width"] / 400
+    assert sent["height"] == pytest.approx(200 * scale, abs=1.5)  # the picture keeps its shape
+    centre = ((outline["x"] - sent["x"] + outline["width"] / 2) / scale, (outline["y"] - sent["y"] + outline["height"] / 2) / scale)
+    assert 270 < centre[0] < 345 and 60 < centre[1] < 135
+    assert outline["width"] / scale < 112 and outline["height"] / scale < 112
+    page.screenshot(path=screenshot_dir / "outline.png", full_page=True)

@@ -34,7 +34,50 @@ def test_style_is_read_right_through_gunicorn(server, mnist_test, style):
 def test_pictures_without_a_digit_are_flagged(server, name):
     answer = post(server, no_digit_pictures()[name], "image/png")
     assert answer["digit_found"] is False
+    assert answer["box"] is None
     assert len(answer["probabilities"]) == 10
+
+
+def overlap(a: dict, b: tuple[int, int, int, int]) -> float:
+    """Intersection over union of two (x, y, width, height) boxes."""
+    ax, ay, aw, ah = a["x"], a["y"], a["width"], a["height"]
+    bx, by, bw, bh = b
+    inter = max(0, min(ax + aw, bx + bw) - max(ax, bx)) * max(0, min(ay + ah, by + bh) - max(ay, by))
+    return inter / (aw * ah + bw * bh - inter)
+
+
+TURN_TO_STORE = {1: None, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270, 3: Image.Transpose.ROTATE_180}
+
+
+@pytest.mark.parametrize("orientation", TURN_TO_STORE, ids=[f"exif-{o}" for o in TURN_TO_STORE])
+def test_box_is_where_the_digit_was_written(server, mnist_test, orientation):
+    """A digit written at a known place on a ruled page, in a JPEG stored sideways as cameras do:
+    the box is around the digit's ink in the upright picture, whatever the rules and the turn."""
+    images, labels = mnist_test
+    index = 21
+    page = np.full((480, 640), 235.0)
+    page[::40] = 150  # rules every 40 pixels
+    ink = np.kron(images[index], np.ones((5, 5))) / 255
+    top, left = 290, 430
+    page[top : top + 140, left : left + 140] = page[top : top + 140, left : left + 140] * (1 - ink) + 30 * ink
+    rows, cols = np.nonzero(ink > 0.5)
+    drawn = (left + cols.min(), top + rows.min(), np.ptp(cols) + 1, np.ptp(rows) + 1)
+    upright = Image.fromarray(page.astype(np.uint8))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    stored = upright if TURN_TO_STORE[orientation] is None else upright.transpose(TURN_TO_STORE[orientation])
+    buffer = io.BytesIO()
+    stored.save(buffer, "JPEG", quality=90, exif=exif)
+    answer = post(server, buffer.getvalue(), "image/jpeg")
+    assert answer["prediction"] == labels[index]
+    assert overlap(answer["box"], drawn) > 0.7
+
+
+def test_box_of_a_digit_in_mnist_form_is_its_ink(server, mnist_test):
+    images, _ = mnist_test
+    answer = post(server, encode_mode(images[5], "L", "PNG"), "image/png")
+    rows, cols = np.nonzero(images[5])
+    assert answer["box"] == {"x": cols.min(), "y": rows.min(), "width": np.ptp(cols) + 1, "height": np.ptp(rows) + 1}
 
 
 def dark_on_light(digit: np.ndarray) -> np.ndarray:

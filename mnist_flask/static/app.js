@@ -30,7 +30,7 @@ function showAnswer(answer, sent) {
   document.getElementById("confidence").textContent = (answer.confidence * 100).toFixed(1) + " %";
   document.getElementById("model").textContent = answer.model;
   document.getElementById("no-digit").hidden = answer.digit_found;
-  document.getElementById("sent").src = sent;
+  showSent(sent, answer.box);
   document.getElementById("model-input").src = answer.model_input;
   for (const row of document.querySelectorAll("#probabilities tr[data-digit]")) {
     const p = answer.probabilities[Number(row.dataset.digit)];
@@ -54,6 +54,26 @@ async function post(blob, filename, query) {
   const answer = await response.json().catch(() => ({ error: `the server answered ${response.status}` }));
   if (!response.ok) throw new Error(answer.error);
   return answer;
+}
+
+// The picture that was sent, fitted into its frame, with the box where the digit was found.
+function showSent(url, box) {
+  const image = document.getElementById("sent");
+  const outline = document.getElementById("digit-box");
+  const side = Number(image.dataset.side);
+  outline.hidden = true;
+  image.addEventListener("load", () => {
+    const scale = Math.min(side / image.naturalWidth, side / image.naturalHeight);
+    image.width = Math.round(image.naturalWidth * scale);
+    image.height = Math.round(image.naturalHeight * scale);
+    if (!box) return;
+    outline.style.left = (box.x * scale).toFixed(1) + "px";
+    outline.style.top = (box.y * scale).toFixed(1) + "px";
+    outline.style.width = (box.width * scale).toFixed(1) + "px";
+    outline.style.height = (box.height * scale).toFixed(1) + "px";
+    outline.hidden = false;
+  }, { once: true });
+  image.src = url;
 }
 
 async function predict(blob, filename) {
