@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.harness import ROOT
+from bench.upload_styles import STYLES, generate
 from mnist_flask.model import load_classifier
 from mnist_flask.preprocessing import prepare_upload
-from mnist_flask.upload_styles import STYLES, generate
 
 MAX_PIXELS = 40_000_000
 

@@ -3,7 +3,7 @@
     python -m bench.upload_accuracy [--per-style 2000] [--seed 0] [--held-out]
 
 Digits come from x_test only; each style renders them as a person's upload would look
-(mnist_flask/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
+(bench/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
 reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md
 (``--held-out``: the photo-of-paper styles drawn from outside the parameter ranges the preprocessing
 was tuned on, written to upload_accuracy_held_out.md).
@@ -22,7 +22,7 @@ import requests
 
 from bench.harness import ROOT, free_port, gunicorn, serving
 from bench.run import server_commands
-from mnist_flask.upload_styles import PAPER_STYLES, STYLES, generate, no_digit_pictures
+from bench.upload_styles import PAPER_STYLES, STYLES, generate, no_digit_pictures
 
 TARGETS = {"mnist": 0.99}
 DEFAULT_TARGET = 0.97

@@ -9,7 +9,7 @@ import pytest
 import requests
 from PIL import Image
 
-from mnist_flask.upload_styles import MODE_FORMATS, STYLES, encode_mode, generate, no_digit_pictures
+from bench.upload_styles import MODE_FORMATS, STYLES, encode_mode, generate, no_digit_pictures
 
 PER_STYLE = 10
 
