@@ -1,4 +1,5 @@
-"""The two endpoints through the app factory and Flask's test client, with the real model."""
+"""The HTTP API (mnist_flask/api.py): uploads, batches and the TF Serving routes, through the app factory
+and Flask's test client with the real model, and against a real Gunicorn."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ import io
 
 import numpy as np
 import pytest
+import requests
 from helpers import encode
 from PIL import Image
 
 from mnist_flask import create_app
 from mnist_flask.model import list_versions
+from mnist_flask.training import preprocess_all
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
@@ -182,3 +185,94 @@ def test_model_input_only_when_asked(client, mnist_test):
     assert url.startswith("data:image/png;base64,")
     picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert picture.size == (28, 28) and picture.mode == "L"
+
+
+def test_several_images_in_one_request_keep_their_order(client, mnist_test):
+    images, labels = mnist_test
+    files = [(io.BytesIO(encode(image)), f"{i}.png") for i, image in enumerate(images[:5])]
+    files.insert(2, (io.BytesIO(b"not an image"), "bad.png"))
+    answer = client.post("/prediction", data={"image": files}).json
+    predictions = answer["predictions"]
+    assert len(predictions) == 6
+    assert predictions[2]["status"] == 400 and "not an image" in predictions[2]["error"]
+    good = [p["prediction"] for i, p in enumerate(predictions) if i != 2]
+    assert good == list(labels[:5])
+    assert answer["model"] == predictions[0]["model"]
+
+
+def test_batch_size_is_limited():
+    client = create_app({"MAX_BATCH": 3, "MAX_FORM_PARTS": 4}).test_client()
+    files = [(io.BytesIO(b"x"), f"{i}.png") for i in range(6)]
+    response = client.post("/prediction", data={"image": files})
+    assert response.status_code == 413 and "error" in response.json
+
+
+@pytest.mark.parametrize("count, status", [(3, 200), (4, 413), (6, 413)])
+def test_max_batch_limits_multipart_uploads(mnist_test, count, status):
+    """MAX_BATCH alone limits the images, and the part limit follows it (MAX_BATCH + 6)."""
+    app = create_app({"MAX_BATCH": 3})
+    assert app.config["MAX_FORM_PARTS"] == 9
+    files = [(io.BytesIO(encode(image)), f"{i}.png") for i, image in enumerate(mnist_test[0][:count])]
+    response = app.test_client().post("/prediction", data={"image": files})
+    assert response.status_code == status
+    if status == 413:
+        assert response.json["error"] == f"at most 3 images per request (MAX_BATCH), got {count}"
+    else:
+        assert [p["prediction"] for p in response.json["predictions"]] == mnist_test[1][:count].tolist()
+
+
+def test_tfserving_predict_instances_and_inputs(client, mnist_test):
+    images, labels = mnist_test
+    fields = preprocess_all(images[:4])
+    rows = client.post("/v1/models/mnist:predict", json={"instances": fields.tolist()}).json["predictions"]
+    assert np.argmax(rows, axis=1).tolist() == labels[:4].tolist()
+    columns = client.post("/v1/models/mnist:predict", json={"inputs": fields[..., None].tolist()}).json["outputs"]
+    np.testing.assert_allclose(columns, rows, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"instances": [[[0.0] * 27] * 28]}, "[1, 28, 27]"),
+        ({"instances": [[0.0] * 784]}, "[1, 784]"),
+        ({"instances": []}, "N >= 1"),
+        ({"instances": [["a"] * 28] * 28}, "numbers"),
+        ({"wrong": 1}, '"instances" or "inputs"'),
+        ([1, 2], '"instances" or "inputs"'),
+    ],
+)
+def test_tfserving_bad_shapes_are_named(client, body, words):
+    response = client.post("/v1/models/mnist:predict", json=body)
+    assert response.status_code == 400 and words in response.json["error"]
+
+
+def test_tfserving_unknown_model(client):
+    response = client.post("/v1/models/cifar:predict", json={"instances": [[[0.0] * 28] * 28]})
+    assert response.status_code == 404 and "cifar" in response.json["error"]
+
+
+def test_model_status_and_metadata(client):
+    status = client.get("/v1/models/mnist").json["model_version_status"][0]
+    assert status["state"] == "AVAILABLE" and status["status"]["error_code"] == "OK"
+    metadata = client.get("/v1/models/mnist/metadata").json
+    assert metadata["model_spec"]["version"] == status["version"]
+    signature = metadata["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert [d["size"] for d in signature["inputs"]["input"]["tensor_shape"]["dim"]] == ["-1", "28", "28", "1"]
+    assert metadata["metadata"]["model"]["evaluation"]["split"] == "x_test"
+
+
+def test_unavailable_model_status():
+    client = create_app({"MODEL_VERSION": 42}).test_client()
+    status = client.get("/v1/models/mnist").json["model_version_status"][0]
+    assert status["version"] == "42" and status["state"] == "END"
+    assert status["status"]["error_code"] == "UNKNOWN" and "no version 42" in status["status"]["error_message"]
+
+
+def test_batch_upload_and_tfserving_predict(server, mnist_test):
+    images, labels = mnist_test
+    files = [("image", (f"{i}.png", encode(image))) for i, image in enumerate(images[10:20])]
+    answer = requests.post(server.url + "/prediction", files=files, timeout=10).json()
+    assert [p["prediction"] for p in answer["predictions"]] == labels[10:20].tolist()
+    body = {"instances": preprocess_all(images[10:20]).tolist()}
+    rows = requests.post(server.url + "/v1/models/mnist:predict", json=body, timeout=10).json()["predictions"]
+    assert np.argmax(rows, axis=1).tolist() == labels[10:20].tolist()
