@@ -5,7 +5,7 @@ from __future__ import annotations
 from flasgger import Swagger
 from flask import Flask
 
-from . import api, apispec, config, errors, health, logs, metrics, model, security, v2, web
+from . import api, apispec, config, errors, health, logs, metrics, model, security, tfserving, v2, web
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     Swagger(app, template=apispec.TEMPLATE)
     app.register_blueprint(errors.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(tfserving.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(v2.bp)
     app.register_blueprint(web.bp)

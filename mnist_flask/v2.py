@@ -11,11 +11,12 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
 from . import apispec
-from .api import check_model_name, chosen, named_classifier, read_raw_body, tensor_batch
+from .api import chosen, read_raw_body
 from .metrics import metrics
 from .model import Classifier, model_slot
 from .preprocessing import FIELD
 from .security import token_required
+from .tfserving import check_model_name, named_classifier, tensor_batch
 from .v2_protocol import BINARY_CONTENT_TYPE, FP32, HEADER_LENGTH, ProtocolError, parse_request, response_body
 
 bp = Blueprint("v2", __name__)
