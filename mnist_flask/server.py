@@ -53,6 +53,11 @@ class Limits:
     write_seconds: float = 30.0
     # Connections per worker; one more is answered 503 and closed.
     connections: int = 1000
+    # Requests one connection may have waiting behind the one being answered (HTTP/1.1 pipelining).
+    # uvicorn queues every request it parses from a read, so a client that pipelines thousands and
+    # never reads the answers would otherwise cost a request object each, and the loop's time:
+    # the next one is answered 429 and the connection closed.
+    pipelined: int = 16
 
 
 def json_error(status: int, reason: str, message: str, *headers: str) -> bytes:
@@ -150,6 +155,9 @@ class HttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             self.refuse(400, "Bad Request", "protocol upgrades are not supported")
         except httptools.HttpParserCallbackError as error:
+            if isinstance(error.__context__, httptools.HttpParserInvalidURLError):  # uvicorn parses the target
+                self.refuse(400, "Bad Request", f"malformed request target: {error.__context__}")
+                return
             if not isinstance(error.__context__, Refused):
                 raise
             self.refuse(*error.__context__.answer)
@@ -172,6 +180,7 @@ class HttpProtocol(HttpToolsProtocol):
         answer = json_error(status, reason, message)
         if self.cycle is None or not self.cycle.response_started or self.cycle.response_complete:  # never inside another answer
             self.transport.write(answer)
+        self.pipeline.clear()  # what was queued behind it is never answered
         self.transport.close()
         method = self.scope.get("method") if self.in_message and self.scope else None
         path = self.scope.get("path") if self.in_message and self.scope else None
@@ -209,6 +218,9 @@ class HttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.closing:
             self.cycle.keep_alive = False
+        if len(self.pipeline) > self.limits.pipelined:
+            raise Refused(429, "Too Many Requests", f"more than {self.limits.pipelined} requests pipelined on one "
+                          "connection while an answer is unread; send them as the answers come")  # fmt: skip
 
     def on_body(self, body: bytes) -> None:
         self.body_bytes += len(body)
