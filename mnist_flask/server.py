@@ -106,6 +106,25 @@ FREE_CHUNKS = 1024
 MIN_AVERAGE_CHUNK = 16
 
 
+class ClientGone(Exception):
+    """The connection closed while an answer was being written."""
+
+
+def deliverer(send):
+    """``send``, except that writing to a connection the client (or a limit) has just closed ends
+    the answer quietly instead of raising from the transport before uvicorn notices the close."""
+
+    async def deliver(message) -> None:
+        try:
+            await send(message)
+        except RuntimeError as error:
+            if "closed" not in str(error):
+                raise
+            raise ClientGone from error
+
+    return deliver
+
+
 class HttpProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol (llhttp does all the framing) with the limits a server that
     faces clients directly needs, each answered with a JSON error like the app's:
@@ -346,6 +365,7 @@ class WsgiBridge:
 
         result = self.app(environ, start_response)
         sent = 0
+        send = deliverer(send)
         try:
             chunks = iter(result)
             first = next(chunks, b"")
@@ -371,6 +391,8 @@ class WsgiBridge:
                         pending, size = [], 0
             await send({"type": "http.response.body", "body": b"".join(pending)})
             sent += size
+        except ClientGone:
+            pass  # the client hung up mid-answer: logged with what was sent
         finally:
             if hasattr(result, "close"):
                 result.close()

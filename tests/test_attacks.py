@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import socket
 import struct
 import threading
 import time
@@ -502,3 +503,19 @@ def test_request_targets_the_url_parser_refuses_get_400(target, target_line):
         assert "malformed request target" in json_error(connection, 400)
     finally:
         connection.close()
+
+
+def test_a_reader_that_hangs_up_mid_answer_leaves_no_traceback(target):
+    """Clients that read a little of a large answer and close: the answers end quietly, logged."""
+    for _ in range(5):
+        connection = connect(target, timeout=2)
+        connection.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        connection.sendall(b"GET /flasgger_static/swagger-ui-bundle.js HTTP/1.1\r\nHost: x\r\n\r\n" * 5)
+        for _ in range(2):
+            connection.recv(100)
+            time.sleep(0.5)
+        connection.close()
+    time.sleep(1)
+    log = target.access_log()
+    assert "Traceback" not in log and "Exception in ASGI" not in log
+    assert requests.get(target.url + "/healthz", timeout=5).ok
