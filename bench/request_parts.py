@@ -2,6 +2,7 @@
 
     python -m bench.request_parts [--rounds 12] [--requests 300]   # in-process, through WSGI
     python -m bench.request_parts --load [--rounds 5] [--seconds 4]  # under Gunicorn and wrk, c=32
+    python -m bench.request_parts --parsers [--rounds 12]  # the upload's parse: Werkzeug's, mnist_flask's
 
 The framework floor's view (read the upload, answer a constant) is swapped for views that add one
 part of the real work at a time. In-process, each app gets the benchmark's multipart JPEG through
@@ -27,15 +28,16 @@ from pathlib import Path
 # Metrics as under Gunicorn (files shared by workers): prometheus_client picks that mode on import.
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mnist-flask-parts-"))
 
-from flask import jsonify, request  # noqa: E402
+import numpy as np  # noqa: E402
+from flask import Request, jsonify, request  # noqa: E402
 
 from bench.bare_flask_app import CONSTANT  # noqa: E402
 from bench.floor_app import constant_answer  # noqa: E402
 from bench.harness import free_port, gunicorn_command, serving  # noqa: E402
 from bench.run import COOL_DOWN, bench_image, wrk  # noqa: E402
-import numpy as np  # noqa: E402
 
 from mnist_flask import api, create_app  # noqa: E402
+from mnist_flask.forms import UploadRequest  # noqa: E402
 from mnist_flask.model import model_slot  # noqa: E402
 from mnist_flask.preprocessing import prepare_upload, read_luminance  # noqa: E402
 
@@ -125,6 +127,31 @@ def in_process(rounds: int, requests: int) -> None:
         print(f"| {PARTS[part]} | {value:.0f} | {value - best['floor']:+.0f} |")
 
 
+def parse_microseconds(request_class, body: bytes, requests: int) -> float:
+    environ = {
+        "REQUEST_METHOD": "POST", "wsgi.input_terminated": True, "CONTENT_LENGTH": str(len(body)),
+        "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
+    }  # fmt: skip
+    started = time.perf_counter()
+    for _ in range(requests):
+        request_class({**environ, "wsgi.input": io.BytesIO(body)}).files["image"].read()
+    return (time.perf_counter() - started) / requests * 1e6
+
+
+def parsers(rounds: int, requests: int) -> None:
+    """A request object reading the benchmark's upload, with Werkzeug's multipart parser and with
+    python-multipart's (mnist_flask.forms), in turns; the best round of each."""
+    body = multipart(bench_image()[0])
+    candidates = {"Werkzeug's parser (flask.Request)": Request, "python-multipart (mnist_flask.forms.UploadRequest)": UploadRequest}
+    best = dict.fromkeys(candidates, float("inf"))
+    for _ in range(rounds):
+        for name, request_class in candidates.items():
+            best[name] = min(best[name], parse_microseconds(request_class, body, requests))
+    print("| request object reading the upload | µs |\n|---|---|")
+    for name, value in best.items():
+        print(f"| {name} | {value:.0f} |")
+
+
 def under_load(rounds: int, seconds: int, concurrency: int = 32) -> None:
     # Each server makes its own metrics directory; this process's must not be handed down to them.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
@@ -156,12 +183,15 @@ def under_load(rounds: int, seconds: int, concurrency: int = 32) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--load", action="store_true", help="under Gunicorn and wrk instead of in-process")
+    parser.add_argument("--parsers", action="store_true", help="only the upload's parse, by each multipart parser")
     parser.add_argument("--rounds", type=int, help="default 12 in-process, 5 under load")
     parser.add_argument("--requests", type=int, default=300, help="requests per app and round, in-process")
     parser.add_argument("--seconds", type=int, default=4, help="seconds per wrk run, under load")
     args = parser.parse_args()
     if args.load:
         under_load(args.rounds or 5, args.seconds)
+    elif args.parsers:
+        parsers(args.rounds or 12, args.requests)
     else:
         in_process(args.rounds or 12, args.requests)
 
