@@ -100,53 +100,57 @@ def views(digit) -> dict:
     }  # fmt: skip
 
 
-def microseconds_per_request(app, body: bytes, requests: int) -> float:
+def upload_environ(body: bytes) -> dict:
+    return {
+        "REQUEST_METHOD": "POST", "PATH_INFO": "/prediction", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
+        "wsgi.url_scheme": "http", "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
+        "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr, "wsgi.input_terminated": True,
+    }  # fmt: skip
+
+
+def app_call(app):
+    """One request through the app's WSGI entry point; only a 200 counts."""
+
     def start_response(status, headers):
         assert status.startswith("200"), status
 
-    environ = {
-        "REQUEST_METHOD": "POST", "PATH_INFO": "/prediction", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http", "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
-        "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr,
-    }  # fmt: skip
-    started = time.perf_counter()
-    for _ in range(requests):
-        b"".join(app({**environ, "wsgi.input": io.BytesIO(body)}, start_response))
-    return (time.perf_counter() - started) / requests * 1e6
+    return lambda environ: b"".join(app(environ, start_response))
+
+
+def request_files(request_class):
+    """A bare request object reading the upload: the parse alone."""
+    return lambda environ: request_class(environ).files["image"].read()
+
+
+def best_microseconds(candidates: dict, body: bytes, rounds: int, requests: int) -> dict[str, float]:
+    """Each candidate (a function of a WSGI environ) in turns, ``requests`` calls a round; the best
+    round of each, as the machine is shared."""
+    environ = upload_environ(body)
+    best = dict.fromkeys(candidates, float("inf"))
+    for _ in range(rounds):
+        for name, call in candidates.items():
+            started = time.perf_counter()
+            for _ in range(requests):
+                call({**environ, "wsgi.input": io.BytesIO(body)})
+            best[name] = min(best[name], (time.perf_counter() - started) / requests * 1e6)
+    return best
 
 
 def in_process(rounds: int, requests: int) -> None:
-    body = multipart(bench_image()[0])
-    apps = {part: part_app(part) for part in PARTS}
-    best = {part: float("inf") for part in apps}
-    for _ in range(rounds):
-        for part, app in apps.items():
-            best[part] = min(best[part], microseconds_per_request(app, body, requests))
+    best = best_microseconds({part: app_call(part_app(part)) for part in PARTS}, multipart(bench_image()[0]), rounds, requests)
     print("| view | µs per request | added to the floor |\n|---|---|---|")
     for part, value in best.items():
         print(f"| {PARTS[part]} | {value:.0f} | {value - best['floor']:+.0f} |")
 
 
-def parse_microseconds(request_class, body: bytes, requests: int) -> float:
-    environ = {
-        "REQUEST_METHOD": "POST", "wsgi.input_terminated": True, "CONTENT_LENGTH": str(len(body)),
-        "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
-    }  # fmt: skip
-    started = time.perf_counter()
-    for _ in range(requests):
-        request_class({**environ, "wsgi.input": io.BytesIO(body)}).files["image"].read()
-    return (time.perf_counter() - started) / requests * 1e6
-
-
 def parsers(rounds: int, requests: int) -> None:
     """A request object reading the benchmark's upload, with Werkzeug's multipart parser and with
-    python-multipart's (mnist_flask.forms), in turns; the best round of each."""
-    body = multipart(bench_image()[0])
-    candidates = {"Werkzeug's parser (flask.Request)": Request, "python-multipart (mnist_flask.forms.UploadRequest)": UploadRequest}
-    best = dict.fromkeys(candidates, float("inf"))
-    for _ in range(rounds):
-        for name, request_class in candidates.items():
-            best[name] = min(best[name], parse_microseconds(request_class, body, requests))
+    python-multipart's (mnist_flask.forms)."""
+    candidates = {
+        "Werkzeug's parser (flask.Request)": request_files(Request),
+        "python-multipart (mnist_flask.forms.UploadRequest)": request_files(UploadRequest),
+    }
+    best = best_microseconds(candidates, multipart(bench_image()[0]), rounds, requests)
     print("| request object reading the upload | µs |\n|---|---|")
     for name, value in best.items():
         print(f"| {name} | {value:.0f} |")
