@@ -142,16 +142,6 @@ def test_browser_errors_are_pages_not_json(client):
     assert "not an image" in response.get_data(as_text=True)
 
 
-def test_environment_overrides_defaults(monkeypatch):
-    monkeypatch.setenv("MNIST_FLASK_MAX_IMAGE_PIXELS", "1234")
-    assert create_app().config["MAX_IMAGE_PIXELS"] == 1234
-
-
-def test_test_config_overrides_environment(monkeypatch):
-    monkeypatch.setenv("MNIST_FLASK_MAX_IMAGE_PIXELS", "1234")
-    assert create_app({"MAX_IMAGE_PIXELS": 99}).config["MAX_IMAGE_PIXELS"] == 99
-
-
 def test_missing_model_version_leaves_the_worker_up_but_not_ready(mnist_test):
     client = create_app({"MODEL_VERSION": 999}).test_client()
     assert client.get("/healthz").status_code == 200
