@@ -25,18 +25,43 @@ PROBE_EVERY = 0.25  # seconds between normal uploads
 PROBE_LIMIT = 1.5  # seconds within which each must be answered right
 
 
+def post_image(client, *images: bytes, path: str = "/prediction", field: str = "image", **kwargs):
+    """``images`` uploaded in one form field through Flask's test client, as the page's form sends them."""
+    return client.post(path, data={field: [(io.BytesIO(image), f"{i}.png") for i, image in enumerate(images)]}, **kwargs)
+
+
+def post_upload(url: str, *images: bytes, path: str = "/prediction", session=requests, timeout: float = 10, **kwargs):
+    """``images`` uploaded in the form field ``image`` to a real server at ``url``, as a browser sends them."""
+    files = [("image", (f"{i}.png", image)) for i, image in enumerate(images)]
+    return session.post(url + path, files=files, timeout=timeout, **kwargs)
+
+
+def form(*parts: tuple[str, str | None, bytes], boundary: str = "x") -> tuple[str, bytes]:
+    """The Content-Type and body of a multipart form of (field name, file name or None, data) parts,
+    written out by hand, so a test can also send one that is odd on purpose."""
+    body = b"".join(
+        b'--%s\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
+        % (boundary.encode(), name.encode(), b"" if filename is None else b'; filename="%s"' % filename.encode(), data)
+        for name, filename, data in parts
+    )
+    return f"multipart/form-data; boundary={boundary}", body + b"--%s--\r\n" % boundary.encode()
+
+
 def multipart(image: bytes) -> tuple[str, bytes]:
-    """The Content-Type and body of an upload as requests encodes it."""
-    prepared = requests.Request("POST", "http://localhost/prediction", files={"image": ("digit.png", image)}).prepare()
-    return prepared.headers["Content-Type"], prepared.body
+    """The Content-Type and body of an upload of one picture, as a browser's form sends it."""
+    return form(("image", "digit.png", image), boundary="mnist-flask-test-boundary")
+
+
+def upload_head(content_type: str, *headers: str) -> bytes:
+    """The head of a ``POST /prediction``, to send by hand; ``headers`` say how the body is framed."""
+    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def upload(image: bytes, *extra_headers: str) -> tuple[bytes, bytes]:
     """The head and body of an upload, to send by hand."""
     content_type, body = multipart(image)
-    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", *extra_headers]  # fmt: skip
-    return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
+    return upload_head(content_type, f"Content-Length: {len(body)}", *extra_headers), body
 
 
 def read_response(stream) -> tuple[int, dict, bytes]:
@@ -52,7 +77,7 @@ def read_response(stream) -> tuple[int, dict, bytes]:
 
 
 def connect(server, timeout: float = 10) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=timeout)
+    return socket.create_connection(server.address, timeout=timeout)
 
 
 def repeat_for(seconds: float):
@@ -99,7 +124,7 @@ class Prober:
         while not self.stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                response = requests.post(self.server.url + "/prediction", files={"image": ("d.png", self.image)}, timeout=10)
+                response = post_upload(self.server.url, self.image)
                 right = response.status_code == 200 and response.json()["prediction"] == self.label
                 self.results.append((right, time.monotonic() - started, response.status_code))
             except requests.RequestException as error:
@@ -158,7 +183,7 @@ class Load:
         deadline = time.monotonic() + self.seconds
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
-                response = session.post(self.url + self.path, files={"image": ("d.png", self.image)}, timeout=10)
+                response = post_upload(self.url, self.image, path=self.path, session=session)
                 answer = (response.status_code, response.json().get("model"))
             except (requests.RequestException, ValueError) as error:
                 answer = (type(error).__name__, None)
