@@ -33,7 +33,10 @@ from bench.bare_flask_app import CONSTANT  # noqa: E402
 from bench.floor_app import constant_answer  # noqa: E402
 from bench.harness import free_port, gunicorn_command, serving  # noqa: E402
 from bench.run import COOL_DOWN, bench_image, wrk  # noqa: E402
+import numpy as np  # noqa: E402
+
 from mnist_flask import api, create_app  # noqa: E402
+from mnist_flask.model import model_slot  # noqa: E402
 from mnist_flask.preprocessing import prepare_upload, read_luminance  # noqa: E402
 
 BOUNDARY = "mnist-flask-parts"
@@ -42,7 +45,8 @@ PARTS = {
     "grey": "+ JPEG to grey",
     "input": "+ JPEG to model input (grey, MNIST-form check, normalised)",
     "model": "+ model call only, on a ready input",
-    "answer": "+ model call, answer and its metrics, on a ready input",
+    "answer": "+ model call and answer, on a ready input",
+    "metrics": "+ model call, answer and its metrics, on a ready input",
     "view": "mnist_flask's view",
 }
 
@@ -77,16 +81,20 @@ def views(digit) -> dict:
 
     def model_call():
         upload()
-        api.get_classifier().run(digit.pixels.reshape(1, 28, 28, 1))
+        model_slot().choose().predict(digit.pixels[np.newaxis])
         return jsonify(CONSTANT)
 
     def answer():
         upload()
-        return jsonify(api.classify([digit])[0])
+        return jsonify(model_slot().choose().answers([digit])[0])
+
+    def answer_with_metrics():
+        upload()
+        return jsonify(api.classify(api.requested_classifier(), [digit])[0])
 
     return {
         "floor": constant_answer, "grey": to_grey, "input": to_model_input, "model": model_call, "answer": answer,
-        "view": api.prediction,
+        "metrics": answer_with_metrics, "view": api.prediction,
     }  # fmt: skip
 
 

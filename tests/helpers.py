@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import urllib3
 from PIL import Image
 
 from bench.harness import ROOT
@@ -26,30 +27,36 @@ PROBE_LIMIT = 1.5  # seconds within which each must be answered right
 
 
 def post_image(client, *images: bytes, path: str = "/prediction", field: str = "image", **kwargs):
-    """``images`` uploaded in one form field through Flask's test client, as the page's form sends them."""
-    return client.post(path, data={field: [(io.BytesIO(image), f"{i}.png") for i, image in enumerate(images)]}, **kwargs)
+    """``images`` uploaded in one form field through Flask's test client, encoded as HTTP clients do."""
+    content_type, body = multipart(*images, field=field)
+    return client.post(path, data=body, content_type=content_type, **kwargs)
 
 
 def post_upload(url: str, *images: bytes, path: str = "/prediction", session=requests, timeout: float = 10, **kwargs):
-    """``images`` uploaded in the form field ``image`` to a real server at ``url``, as a browser sends them."""
+    """``images`` uploaded in the form field ``image`` to a real server at ``url``, as ``requests`` sends them."""
     files = [("image", (f"{i}.png", image)) for i, image in enumerate(images)]
     return session.post(url + path, files=files, timeout=timeout, **kwargs)
 
 
-def form(*parts: tuple[str, str | None, bytes], boundary: str = "x") -> tuple[str, bytes]:
-    """The Content-Type and body of a multipart form of (field name, file name or None, data) parts,
-    written out by hand, so a test can also send one that is odd on purpose."""
-    body = b"".join(
-        b'--%s\r\nContent-Disposition: form-data; name="%s"%s\r\n\r\n%s\r\n'
-        % (boundary.encode(), name.encode(), b"" if filename is None else b'; filename="%s"' % filename.encode(), data)
-        for name, filename, data in parts
-    )
-    return f"multipart/form-data; boundary={boundary}", body + b"--%s--\r\n" % boundary.encode()
+def multipart(*images: bytes, field: str = "image") -> tuple[str, bytes]:
+    """The Content-Type and body of an upload as HTTP clients encode it (urllib3's encoder, which
+    ``requests`` uses): Werkzeug's test client writes an empty file with no line break before the
+    closing boundary, which no client sends."""
+    body, content_type = urllib3.encode_multipart_formdata([(field, (f"{i}.png", image, "image/png")) for i, image in enumerate(images)])
+    return content_type, body
 
 
-def multipart(image: bytes) -> tuple[str, bytes]:
-    """The Content-Type and body of an upload of one picture, as a browser's form sends it."""
-    return form(("image", "digit.png", image), boundary="mnist-flask-test-boundary")
+def form_part(name: str, data: bytes, filename: str | None = None, boundary: str = "B") -> bytes:
+    """One part of a multipart form, written out by hand, so that a test can put together a form
+    that is odd on purpose (a wrong boundary, thousands of parts, no closing line)."""
+    disposition = f'form-data; name="{name}"' + ("" if filename is None else f'; filename="{filename}"')
+    return f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+
+
+def form(*parts: tuple, boundary: str = "B") -> tuple[str, bytes]:
+    """The Content-Type and body of a whole form of :func:`form_part` arguments (name, data, file name)."""
+    body = b"".join(form_part(*part, boundary=boundary) for part in parts)
+    return f"multipart/form-data; boundary={boundary}", body + f"--{boundary}--\r\n".encode()
 
 
 def upload_head(content_type: str, *headers: str) -> bytes:

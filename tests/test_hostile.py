@@ -101,25 +101,25 @@ def send_form(server, content_type: str, body: bytes) -> tuple[int, bytes]:
 
 
 def test_multipart_without_boundary(server):
-    _, body = form(("image", "a.png", b"abc"))
+    _, body = form(("image", b"abc", "a.png"))
     status, answer = send_form(server, "multipart/form-data", body)
     assert status == 400 and b"error" in answer
 
 
 def test_multipart_with_a_broken_boundary(server):
-    content_type, _ = form(("image", "a.png", b"abc"))
-    _, body = form(("image", "a.png", b"abc"), boundary="other")
+    content_type, _ = form(("image", b"abc", "a.png"))
+    _, body = form(("image", b"abc", "a.png"), boundary="other")
     status, answer = send_form(server, content_type, body)
     assert status == 400 and b"error" in answer
 
 
 def test_hundreds_of_parts(server):
-    status, answer = send_form(server, *form(*((f"f{i}", None, b"v") for i in range(500))))
+    status, answer = send_form(server, *form(*[("f", b"v")] * 500))
     assert status == 413 and b"error" in answer
 
 
 def test_huge_field_name_in_a_part(server):
-    status, answer = send_form(server, *form(("n" * 200_000, "a", b"v")))
+    status, answer = send_form(server, *form(("n" * 200_000, b"v", "a")))
     assert 400 <= status < 500 and b"error" in answer
 
 
@@ -157,6 +157,6 @@ def test_upload_over_the_limit_with_content_length(server):
 @pytest.mark.parametrize("content_type", ["image/png", form()[0]])
 def test_upload_over_the_limit_chunked(server, content_type):
     head = upload_head(content_type, "Transfer-Encoding: chunked", "Connection: close")
-    _, body = form(("image", "a.png", bytes(MAX_BYTES + 1000)))
+    _, body = form(("image", bytes(MAX_BYTES + 1000), "a.png"))
     status, answer = raw_request(server, head, chunks=[body[i : i + 256 * 1024] for i in range(0, len(body), 256 * 1024)] + [b""])
     assert status == 413 and b"error" in answer
