@@ -82,7 +82,7 @@ def test_form_fields_are_limited_but_files_are_not(client, size, status):
         (form_part("image", b"x", "a.png") + END, "other"),  # the body's boundary is not the declared one
         (form_part("image", b"x", "a.png") + END, "B" * 5000),  # an absurd boundary
         (form_part("image", b"x", "a.png"), "B"),  # cut before the closing boundary
-        (b"--B\r\nContent-Disposition: form-data; name=\"" + b"n" * 200_000 + b'"\r\n\r\nv\r\n' + END, "B"),
+        (form_part("n" * 200_000, b"v") + END, "B"),
         (b"--B\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(1000)) + b"\r\nv\r\n" + END, "B"),
         (b"no multipart at all", "B"),
     ],
