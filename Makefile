@@ -55,20 +55,20 @@ test: $(INSTALLED) chromium
 	$(PY) -m pytest
 
 # Benchmark against the FastAPI original and the framework floors, then digits/s through each API
-# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/, about 16 minutes.
+# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/ (its length: README, Tests).
 bench: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run
 	$(PY) -m bench.v2_load
 
-# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md, ~5 min).
+# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md).
 bench-workers: $(INSTALLED)
 	$(call apt_install,wrk)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.workers
 
-# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~30 min).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy

@@ -14,6 +14,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
@@ -33,6 +34,12 @@ class Server:
     process: subprocess.Popen
     log: Path
     seconds_to_first_answer: float
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port to open a socket to, for requests sent by hand."""
+        parts = urlsplit(self.url)
+        return parts.hostname, parts.port
 
     def access_log(self) -> str:
         return self.log.read_text()
@@ -57,12 +64,13 @@ class Server:
 
     def rss_bytes(self) -> int:
         """Resident memory summed over the server's processes."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        return total
+        return sum(rss_bytes(pid) for pid in self.pids())
+
+
+def rss_bytes(pid: int) -> int:
+    """One process's resident memory, from the kernel's own count (``VmRSS``, in KiB)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
 
 
 def wait_until(process: subprocess.Popen, probe, seconds: float) -> None:
