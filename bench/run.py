@@ -167,15 +167,12 @@ def measure(peers: list[str], load_names: list[str], seconds: int, rounds: int, 
     with ExitStack() as stack:
         servers = start_peers(stack, peers, work, loads[DIGIT_JPEG])
         check_reading(servers, loads, load_names)
-        runs = {(name, load, c): [] for name in peers for load in loads_of(name, load_names) for c in (CONCURRENCY,)}
-        runs |= {(name, "mix", CHECK_CONCURRENCY): [] for name in peers if "mix" in loads_of(name, load_names)}
+        steps = [(load, CONCURRENCY) for load in load_names] + [("mix", CHECK_CONCURRENCY)] * ("mix" in load_names)
+        runs = {(name, load, c): [] for load, c in steps for name in peers if load in loads_of(name, load_names)}
         for round_number in range(rounds):
             order = peers[round_number % len(peers) :] + peers[: round_number % len(peers)]  # rotate who goes first
-            for load_name in [*load_names, "mix at c=64"]:
-                load, concurrency = (("mix", CHECK_CONCURRENCY) if load_name == "mix at c=64" else (load_name, CONCURRENCY))
-                for name in order:
-                    if (name, load, concurrency) not in runs:
-                        continue
+            for load, concurrency in steps:
+                for name in (name for name in order if (name, load, concurrency) in runs):
                     run = timed_run(servers[name], loads[load].bodies, concurrency, seconds)
                     runs[name, load, concurrency].append(run)
                     print(f"round {round_number + 1} {load:16s} c={concurrency:<3} {name:20s} {run['requests_per_s']:8.0f} req/s  "
