@@ -27,8 +27,8 @@ from pathlib import Path
 import requests
 
 from bench.harness import BIN, ROOT, bentoml_command, free_port, gunicorn_command, serving
+from bench.same_work import SETTINGS, served_version
 from bench.upload_mix import DIGIT_JPEG, MIX, MULTIPART, STYLES, multipart_body, workloads, write_bodies
-from mnist_flask.config import Defaults
 from mnist_flask.model import KERAS_FILE, version_dir
 
 RESULTS = ROOT / "bench" / "results"
@@ -56,7 +56,7 @@ def server_command(port: int, name: str, work: Path) -> tuple[list[str], dict]:
     """How each peer is started, and the environment it needs beyond ours."""
     uvicorn = [str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port)]
     if name == "lecture_fastapi":
-        model = version_dir(Defaults.MODEL_DIR, Defaults.MODEL_NAME) / KERAS_FILE
+        model = version_dir(SETTINGS["MODEL_DIR"], SETTINGS["MODEL_NAME"], served_version()) / KERAS_FILE
         return uvicorn + ["bench.reference_fastapi:app"], {"MODEL_PATH": str(model)}
     if name == "fastapi_twin":
         return uvicorn + UVICORN_TUNED + ["bench.fastapi_twin:app"], {}
