@@ -126,6 +126,7 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def loads_of(name: str, names: list[str]) -> list[str]:
+    """The workloads a peer is measured on: a floor reads no picture, so only the 28x28 JPEG."""
     return [DIGIT_JPEG] if name in FLOORS else names
 
 
