@@ -20,6 +20,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+BENTOML_VENV = ROOT / ".venv-bentoml"  # BentoML's own venv (make bench), apart from the project's pins
 
 
 def free_port() -> int:
@@ -127,3 +128,8 @@ def gunicorn(log: Path, workers: int = 2, *extra: str, env: dict | None = None, 
     port = free_port()
     with serving(gunicorn_command(port, workers, *extra), port, log, probe=probe, env=env) as server:
         yield server
+
+
+def bentoml_command(port: int, service: str) -> list[str]:
+    """``bentoml serve MODULE:SERVICE`` from BentoML's venv, on a loopback port."""
+    return [str(BENTOML_VENV / "bin" / "bentoml"), "serve", service, "--host", "127.0.0.1", "--port", str(port)]

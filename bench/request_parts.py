@@ -34,14 +34,13 @@ from flask import Request, jsonify, request  # noqa: E402
 from bench.bare_flask_app import CONSTANT  # noqa: E402
 from bench.floor_app import constant_answer  # noqa: E402
 from bench.harness import free_port, gunicorn_command, serving  # noqa: E402
-from bench.run import COOL_DOWN, bench_image, wrk  # noqa: E402
-
+from bench.run import COOL_DOWN, one_picture, wrk  # noqa: E402
+from bench.upload_mix import MULTIPART, digit_jpeg, multipart_body  # noqa: E402
 from mnist_flask import api, create_app  # noqa: E402
 from mnist_flask.forms import UploadRequest  # noqa: E402
 from mnist_flask.model import model_slot  # noqa: E402
 from mnist_flask.preprocessing import prepare_upload, read_luminance  # noqa: E402
 
-BOUNDARY = "mnist-flask-parts"
 PARTS = {
     "floor": "floor: read the upload, answer a constant",
     "grey": "+ JPEG to grey",
@@ -53,16 +52,11 @@ PARTS = {
 }
 
 
-def multipart(image: bytes) -> bytes:
-    head = f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="image"; filename="digit.jpg"\r\n'
-    return (head + "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{BOUNDARY}--\r\n".encode()
-
-
 def part_app(part: str):
     """mnist_flask with its prediction view doing only ``part`` of the work (a Gunicorn app spec:
     ``bench.request_parts:part_app('model')``)."""
     app = create_app()
-    app.view_functions["api.prediction"] = views(prepare_upload(bench_image()[0], 10**8))[part]
+    app.view_functions["api.prediction"] = views(prepare_upload(digit_jpeg()[0], 10**8))[part]
     return app
 
 
@@ -100,10 +94,15 @@ def views(digit) -> dict:
     }  # fmt: skip
 
 
+def benchmark_upload() -> bytes:
+    """The benchmark's request body: the 28x28 JPEG in the multipart field ``image``."""
+    return multipart_body([(digit_jpeg()[0], "image/jpeg")])
+
+
 def upload_environ(body: bytes) -> dict:
     return {
         "REQUEST_METHOD": "POST", "PATH_INFO": "/prediction", "SERVER_NAME": "127.0.0.1", "SERVER_PORT": "80",
-        "wsgi.url_scheme": "http", "CONTENT_TYPE": f"multipart/form-data; boundary={BOUNDARY}",
+        "wsgi.url_scheme": "http", "CONTENT_TYPE": MULTIPART,
         "CONTENT_LENGTH": str(len(body)), "wsgi.errors": sys.stderr, "wsgi.input_terminated": True,
     }  # fmt: skip
 
@@ -137,7 +136,8 @@ def best_microseconds(candidates: dict, body: bytes, rounds: int, requests: int)
 
 
 def in_process(rounds: int, requests: int) -> None:
-    best = best_microseconds({part: app_call(part_app(part)) for part in PARTS}, multipart(bench_image()[0]), rounds, requests)
+    apps = {part: app_call(part_app(part)) for part in PARTS}
+    best = best_microseconds(apps, benchmark_upload(), rounds, requests)
     print("| view | µs per request | added to the floor |\n|---|---|---|")
     for part, value in best.items():
         print(f"| {PARTS[part]} | {value:.0f} | {value - best['floor']:+.0f} |")
@@ -150,7 +150,7 @@ def parsers(rounds: int, requests: int) -> None:
         "Werkzeug's parser (flask.Request)": request_files(Request),
         "python-multipart (mnist_flask.forms.UploadRequest)": request_files(UploadRequest),
     }
-    best = best_microseconds(candidates, multipart(bench_image()[0]), rounds, requests)
+    best = best_microseconds(candidates, benchmark_upload(), rounds, requests)
     print("| request object reading the upload | µs |\n|---|---|")
     for name, value in best.items():
         print(f"| {name} | {value:.0f} |")
@@ -160,8 +160,7 @@ def under_load(rounds: int, seconds: int, concurrency: int = 32) -> None:
     # Each server makes its own metrics directory; this process's must not be handed down to them.
     os.environ.pop("PROMETHEUS_MULTIPROC_DIR")
     with tempfile.TemporaryDirectory() as logs, ExitStack() as stack:
-        image_path = Path(logs) / "digit.jpg"
-        image_path.write_bytes(bench_image()[0])
+        bodies = one_picture(Path(logs), digit_jpeg()[0])
         servers = {}
         for part in PARTS:
             port = free_port()
@@ -172,7 +171,7 @@ def under_load(rounds: int, seconds: int, concurrency: int = 32) -> None:
             for part, server in servers.items():
                 time.sleep(COOL_DOWN)
                 cpu_before = server.cpu_seconds()
-                run = wrk(server.url, image_path, concurrency, seconds)
+                run = wrk(server.url, bodies, concurrency, seconds)
                 run["cpu_us"] = (server.cpu_seconds() - cpu_before) * 1e6 / max(run["requests"], 1)
                 runs[part].append(run)
     floor_cpu = statistics.median(run["cpu_us"] for run in runs["floor"])
