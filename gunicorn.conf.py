@@ -12,16 +12,21 @@ bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One worker per core: a request is CPU-bound, so more workers than cores only queue (bench/).
 workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 # uvicorn's event loop reads each request whole (llhttp does the framing, with limits on head, body,
-# buffer and time), then the Flask app runs in the loop's own thread: a slow client costs a socket
-# and a buffer, never a worker, and the fastest Flask worker measured (docs/performance.md). The
-# seconds a client gets to send a whole request before a 408 are GUNICORN_REQUEST_TIMEOUT (30).
+# buffer and time), then the Flask app runs: a slow client costs a socket and a buffer, never a
+# thread, and the fastest Flask worker measured (docs/performance.md). The seconds a client gets to
+# send a whole request before a 408 are GUNICORN_REQUEST_TIMEOUT (30).
 worker_class = "mnist_flask.server.FlaskWorker"
+# The app runs in a pool of this many threads per worker: decoding and the model release the GIL, so
+# while one request decodes a photo others go on, and a small upload does not wait behind large ones
+# (on a mix of uploads, a quarter of the p99 of running it in the loop's thread; docs/performance.md).
+# 1 runs the app inline in the loop's thread, the cheapest when every upload is small.
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Connections one worker holds at most (each costs its buffers); one more gets a 503.
 worker_connections = 1000
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
 # Far longer than any request takes, the costliest accepted picture's included (docs/performance.md);
-# the app runs in the thread that sends the heartbeat, so a worker silent this long is stuck in a
+# the heartbeat stops while a request holds the app, so a worker silent this long is stuck in a
 # request and replaced.
 timeout = 10
 # On SIGTERM or HUP, in-flight requests get this long to finish before workers are killed.

@@ -3,21 +3,25 @@
 Gunicorn's master manages the pool (forks, HUP rollouts, replacing a dead or silent worker); each
 worker is uvicorn's Gunicorn worker running :class:`HttpProtocol` (uvicorn's llhttp protocol, via
 httptools, with the limits a server facing clients needs) and :class:`WsgiBridge`, which buffers a
-request's body with a bound and then calls the Flask app inline, in the event loop's own thread.
+request's body with a bound and then calls the Flask app in a pool of threads (or inline, in the
+event loop's own thread, with one).
 
 So the request framing is llhttp's, never this module's; a slow client costs a socket and a
 buffer, never a thread; a slow reader is written to through the event loop with a bounded buffer;
-and the app's work holds the one thread that also sends Gunicorn's heartbeat, so work stuck in
-the app is seen by the master's ``timeout`` like a stuck worker.
+and the heartbeat stops while a request has held the app too long, so work stuck in the app is
+seen by the master's ``timeout`` like a stuck worker.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ctypes
 import io
 import json
 import os
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import httptools
@@ -286,18 +290,22 @@ class HttpProtocol(HttpToolsProtocol):
 
 
 class WsgiBridge:
-    """An ASGI app that reads a request's body into memory (within ``Limits``) and then calls a WSGI
-    app inline, streaming its answer through the event loop.
+    """An ASGI app that reads a request's body into memory (within ``Limits``), calls a WSGI app
+    with it, and sends the app's answer through the event loop.
 
-    Inline, because the app's work is CPU-bound and short: a hand-off to a thread would only add a
-    switch and a second holder of the GIL (docs/performance.md).
+    With one thread (Gunicorn's ``threads``) the app runs inline, in the loop's own thread: on short
+    CPU-bound requests a hand-off to a thread only adds a switch. With more, it runs in a pool of
+    that many threads, so that while one request decodes a large photo (libjpeg-turbo, OpenCV and
+    LiteRT release the GIL) others go on: a shorter tail on mixed traffic (docs/performance.md).
     """
 
-    def __init__(self, app, limits: Limits, log_line) -> None:
+    def __init__(self, app, limits: Limits, log_line, threads: int = 1) -> None:
         self.app = app
         self.limits = limits
         self.log_line = log_line
         self.buffered = 0  # body bytes held over all of this worker's connections
+        self.pool = ThreadPoolExecutor(threads, thread_name_prefix="app") if threads > 1 else None
+        self.running: dict[object, float] = {}  # calls in the pool, and when each began
 
     def room(self, size: int) -> int:
         """How full the worker's buffer may get for a body of ``size`` bytes: small ones may use all of it."""
@@ -356,7 +364,38 @@ class WsgiBridge:
         self.log(scope, 503, len(body), started, None)
 
     async def respond(self, scope, send, body: bytes, length: int, complete: bool, started: float) -> None:
-        environ = self.environ(scope, body, length)
+        status, headers, answer = await self.run_app(self.environ(scope, body, length))
+        request_id = None
+        raw = []
+        for name, value in headers:
+            if name.lower() == "x-request-id":
+                request_id = value
+            raw.append((name.encode("latin-1"), value.encode("latin-1")))
+        if not complete:  # the rest of the body was never read: this connection cannot go on
+            raw.append((b"connection", b"close"))
+        send = deliverer(send)
+        sent = 0
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": raw})
+            await send({"type": "http.response.body", "body": answer})
+            sent = len(answer)
+        except ClientGone:
+            pass  # the client hung up mid-answer: logged with what was sent
+        self.log(scope, status, sent, started, request_id)
+
+    async def run_app(self, environ: dict) -> tuple[int, list, bytes]:
+        """The app's whole answer: inline, or in the worker's thread pool, where the start of each
+        call is kept so that a call stuck in a thread silences the heartbeat as an inline one does."""
+        if self.pool is None:
+            return self.call_app(environ)
+        call = object()
+        self.running[call] = time.monotonic()
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self.pool, self.call_app, environ)
+        finally:
+            del self.running[call]
+
+    def call_app(self, environ: dict) -> tuple[int, list, bytes]:
         answer = []
 
         def start_response(status, headers, exc_info=None):
@@ -364,39 +403,16 @@ class WsgiBridge:
             return lambda data: None  # the legacy write(): unused by Flask
 
         result = self.app(environ, start_response)
-        sent = 0
-        send = deliverer(send)
         try:
-            chunks = iter(result)
-            first = next(chunks, b"")
-            status, headers = answer
-            request_id = None
-            raw = []
-            for name, value in headers:
-                if name.lower() == "x-request-id":
-                    request_id = value
-                raw.append((name.encode("latin-1"), value.encode("latin-1")))
-            if not complete:  # the rest of the body was never read: this connection cannot go on
-                raw.append((b"connection", b"close"))
-            await send({"type": "http.response.start", "status": status, "headers": raw})
-            pending = [first] if first else []
-            size = len(first)
-            for chunk in chunks:
-                if chunk:
-                    pending.append(chunk)
-                    size += len(chunk)
-                    if size >= 65536:  # a large answer (the docs' scripts) goes out as it is read
-                        await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
-                        sent += size
-                        pending, size = [], 0
-            await send({"type": "http.response.body", "body": b"".join(pending)})
-            sent += size
-        except ClientGone:
-            pass  # the client hung up mid-answer: logged with what was sent
+            body = b"".join(result)
         finally:
             if hasattr(result, "close"):
                 result.close()
-        self.log(scope, status, sent, started, request_id)
+        return answer[0], answer[1], body
+
+    def longest_call(self) -> float:
+        """Seconds the oldest call running in the pool has taken so far (0 with none, or inline)."""
+        return time.monotonic() - min(self.running.values()) if self.running else 0.0
 
     def log(self, scope, status: int, sent: int, started: float, request_id) -> None:
         client = scope.get("client")
@@ -450,6 +466,20 @@ def limits_from_environment(app) -> Limits:
     )
 
 
+M_ARENA_MAX = -8  # glibc's mallopt() parameter for the number of malloc arenas
+
+
+def limit_malloc_arenas(arenas: int = 2) -> None:
+    """glibc gives threads that allocate at once arenas of their own, each keeping the memory freed
+    in it: a pool of threads decoding photos grew a worker by tens of MB. Two arenas keep it near
+    what one thread holds (docs/performance.md). Without glibc this does nothing."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_ARENA_MAX, arenas)
+
+
 class FlaskWorker(UvicornWorker):
     """uvicorn's Gunicorn worker (uvloop, :class:`HttpProtocol`) serving a WSGI app through :class:`WsgiBridge`."""
 
@@ -457,9 +487,15 @@ class FlaskWorker(UvicornWorker):
     # No proxy-header rewriting (Gunicorn's workers never rewrote REMOTE_ADDR either; a proxy in front
     # is trusted through the app's own settings); it would be one more layer on every request.
     # The heartbeat goes out every second (uvicorn's default is half the timeout): with the app in the
-    # loop's thread, the master's timeout then measures how long one request has held it.
+    # loop's thread, the master's timeout then measures how long one request has held it (with a
+    # pool, :meth:`callback_notify` keeps it so).
     CONFIG_KWARGS = {"loop": "uvloop", "http": HttpProtocol, "lifespan": "off", "access_log": False,
                      "server_header": False, "headers": [("Server", "gunicorn")], "timeout_notify": 1, "proxy_headers": False}  # fmt: skip
+
+    def init_process(self) -> None:
+        if self.cfg.threads > 1:
+            limit_malloc_arenas()
+        super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -471,4 +507,11 @@ class FlaskWorker(UvicornWorker):
         log_line = self.log.access_log.info if self.cfg.accesslog else (lambda line: None)
         self.config.limits = limits
         self.config.access_log_line = log_line
-        self.wsgi = WsgiBridge(self.wsgi, limits, log_line)
+        self.wsgi = WsgiBridge(self.wsgi, limits, log_line, self.cfg.threads)
+
+    async def callback_notify(self) -> None:
+        """The heartbeat, held back while a call in the pool has run longer than a heartbeat's
+        interval, as the loop's thread would be held by the same call inline: a stuck call silences
+        the worker, and the master replaces it ``timeout`` seconds later."""
+        if self.wsgi.longest_call() < self.CONFIG_KWARGS["timeout_notify"]:
+            self.notify()

@@ -448,13 +448,16 @@ def test_the_buffer_limit_sheds_large_uploads_not_small_ones(target, prober, mni
     assert grown < 2 * 96 * 2**20, f"{grown / 2**20:.0f} MiB"  # 64 MiB a worker, plus buffers' spare room
 
 
-def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path):
-    """The app runs in the thread that sends the worker's heartbeat: a request stuck in it silences
-    the worker, and Gunicorn's master replaces it after ``timeout`` while the other worker serves."""
+@pytest.mark.parametrize("threads", [1, 2])
+def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path, threads):
+    """Inline, the app runs in the thread that sends the worker's heartbeat; in a pool, the heartbeat
+    waits for calls that have run too long. Either way a request stuck in the app silences the worker,
+    and Gunicorn's master replaces it after ``timeout`` while the other worker serves."""
     port = free_port()
-    command = gunicorn_command(port, 2, "--timeout", "3")[:-1] + ["tests.spin_app:app"]
+    command = gunicorn_command(port, 2, "--timeout", "3", "--threads", str(threads))[:-1] + ["tests.spin_app:app"]
     with serving(command, port, tmp_path / "gunicorn.log") as server:
         workers_before = set(server.pids()[1:])
+        logged_before = len(server.access_log().splitlines())
         started = time.monotonic()
         with connect(server) as stuck:
             stuck.sendall(b"GET /spin HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -466,9 +469,14 @@ def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path):
         while len(set(server.pids()[1:]) - workers_before) < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
         replaced = set(server.pids()[1:]) - workers_before
+        gone = workers_before - set(server.pids()[1:])
     assert ended < 3 + 3  # the timeout, plus the master's once-a-second check and a restart's margin
     assert answered and set(answered) == {200}
     assert len(replaced) == 1 and "WORKER TIMEOUT" in server.access_log()
+    # In a pool, the stuck worker's loop went on answering beside the stuck call; inline it could not.
+    meanwhile = server.access_log().splitlines()[logged_before:]
+    answered_by = {json.loads(line)["pid"] for line in meanwhile if line.startswith('{"remote"')}
+    assert bool(answered_by & gone) == (threads > 1)
 
 
 def test_pipelined_requests_never_read_are_cut_off(target, prober):
