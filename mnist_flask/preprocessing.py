@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
 try:
     from ._mnist_form import mnist_form_field
@@ -27,7 +26,6 @@ cv2.setNumThreads(1)
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
-COARSE_SIDE = 48  # resolution of the background estimate: lighting and paper vary slowly
 WORK_SIDE = 256  # long side the digit is searched at: small digits survive, big photos stay cheap
 FIELD, BOX = 28, 20
 MIN_CONTRAST = 40 / 255  # below this much ink/background difference the picture is blank
@@ -36,7 +34,6 @@ EDGE_INK_RATIO = 0.5  # a digit leaves the picture's edges emptier than its midd
 # Pillow's own bomb check would raise before ours with a different message; ours is the limit.
 Image.MAX_IMAGE_PIXELS = None
 
-EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 
 JPEG_START = b"\xff\xd8"
@@ -232,40 +229,14 @@ def stretch(values: np.ndarray) -> np.ndarray:
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink as bright values on zero, whichever way round the picture was and however lit.
+    """Ink as bright values on zero, whichever way round the picture was, in a picture no larger
+    than twice MNIST's field (larger ones go through :func:`find_digit`).
 
-    The background is the border's median (a digit covers little of the border). On a picture
-    larger than MNIST's, uneven paper or lighting is removed too: see :func:`paper_level`.
+    The background is the border's median (a digit covers little of the border).
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 255 - gray if np.median(border) > 127 else gray
-    if max(ink.shape) > 2 * FIELD:
-        ink = ink - paper_level(ink)
     return np.clip(ink - np.median(ink), 0, None) / 255
-
-
-def paper_level(ink: np.ndarray) -> np.ndarray:
-    """A smooth estimate of the background under the ink, from the pixels that are not ink.
-
-    Otsu's split marks likely ink; the background is a normalised blur of everything else (ink
-    pixels get no weight), so thick strokes are never mistaken for uneven paper. All of it runs on
-    a coarse copy, since paper and light vary slowly.
-    """
-    scale = COARSE_SIDE / max(ink.shape)
-    coarse = ndimage.zoom(ink, [max(scale, 1 / side) for side in ink.shape], order=1, grid_mode=True, mode="nearest")
-    level = np.full_like(coarse, np.median(coarse))
-    for _ in range(2):  # the second pass re-marks ink once the first has flattened the lighting
-        residual = (coarse - level) / 255
-        weight = ~ndimage.maximum_filter(residual > otsu_threshold(residual), size=3)
-        level = normalised_blur(coarse, weight, sigma=COARSE_SIDE / 8)
-    zoom = (ink.shape[0] / level.shape[0], ink.shape[1] / level.shape[1])
-    return ndimage.zoom(level, zoom, order=1, grid_mode=True, mode="nearest")[: ink.shape[0], : ink.shape[1]]
-
-
-def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur that only averages the pixels with weight, filling the others in."""
-    weight = weight.astype(np.float32)
-    return ndimage.gaussian_filter(values * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
@@ -284,11 +255,10 @@ def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
 def digit_mask(ink: np.ndarray) -> np.ndarray:
     """Pixels of the strokes: above Otsu's threshold, in components big enough to be strokes."""
     mask = ink > max(otsu_threshold(ink), 0.1 * ink.max())
-    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
-        mask = np.isin(labels, keep)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if count > 2:
+        sizes = stats[:, cv2.CC_STAT_AREA]
+        mask = (sizes >= 0.1 * sizes[1:].max())[labels] & mask
     return mask
 
 
@@ -610,7 +580,7 @@ def to_mnist(gray: np.ndarray) -> Digit:
     mask = digit_mask(ink)
     if looks_like_noise(mask):
         return NOT_FOUND
-    strokes = ink * ndimage.maximum_filter(mask, size=3)
+    strokes = ink * cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
