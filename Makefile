@@ -6,6 +6,9 @@ PIDFILE ?= /tmp/mnist-flask-$(PORT).pid
 DATA ?= data/mnist.npz
 SERVING := $(VENV)/.installed-serve
 INSTALLED := $(VENV)/.installed
+# BentoML, a peer in the benchmark, in a venv of its own: its pins are not the project's
+BENTOML_VENV ?= .venv-bentoml
+BENTOML := $(BENTOML_VENV)/.installed
 
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
@@ -15,7 +18,7 @@ command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 endef
 
-.PHONY: install chromium serve reload test soak bench bench-workers upload-accuracy screenshots train evaluate models clean
+.PHONY: install chromium wrk serve reload test soak bench bench-workers upload-accuracy screenshots train evaluate models clean
 
 # One venv; each target installs what it needs: serving alone (the LiteRT and ONNX runtimes, no
 # TensorFlow), or everything (training, conversion, tests). The package has one compiled module (the
@@ -37,12 +40,22 @@ $(INSTALLED): requirements-serve.txt requirements.txt requirements-dev.txt pypro
 	$(call pip_install,requirements-dev.txt)
 	touch $(SERVING) $@
 
+$(BENTOML): requirements-bentoml.txt requirements-serve.txt pyproject.toml setup.py mnist_flask/_mnist_form.pyx | $(INSTALLED)
+	test -x $(BENTOML_VENV)/bin/python || python3 -m venv $(BENTOML_VENV)
+	$(BENTOML_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(BENTOML_VENV)/bin/python -m pip install --quiet -r requirements-bentoml.txt -e .
+	touch $@
+
 # Everything: training, `models add` conversions, tests.
 install: $(INSTALLED)
 
 # The browser tests drive Debian's Chromium (Playwright's own browser download needs the internet).
 chromium:
 	$(call apt_install,chromium)
+
+# The load generator of the benchmarks, and of the test of their request bodies.
+wrk:
+	$(call apt_install,wrk)
 
 serve: $(SERVING)
 	PORT=$(PORT) GUNICORN_PIDFILE=$(PIDFILE) $(VENV)/bin/gunicorn -c gunicorn.conf.py wsgi:app
@@ -51,24 +64,24 @@ serve: $(SERVING)
 reload:
 	kill -HUP $$(cat $(PIDFILE))
 
-test: $(INSTALLED) chromium
+test: $(INSTALLED) chromium wrk
 	$(PY) -m pytest
 
-# Benchmark against the FastAPI original and the framework floors, then digits/s through each API
-# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/, about 16 minutes.
-bench: $(INSTALLED)
-	$(call apt_install,wrk)
+# mnist_flask against its peers (the lecture's FastAPI app, FastAPI twins, BentoML with and without
+# batching, the floors) on the 28x28 JPEG, each upload style and a mix; then digits/s through each API
+# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/ (its length: README, Tests).
+# Shorter: make bench BENCH_ARGS="--seconds 2 --rounds 1".
+bench: $(INSTALLED) $(BENTOML) wrk
 	$(PY) -m pip install --quiet -r requirements-bench.txt
-	$(PY) -m bench.run
+	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.v2_load
 
-# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md, ~5 min).
-bench-workers: $(INSTALLED)
-	$(call apt_install,wrk)
+# The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md).
+bench-workers: $(INSTALLED) wrk
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.workers
 
-# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md, ~30 min).
+# Accuracy per upload style, mnist_flask and the reference app (bench/results/upload_accuracy.md).
 upload-accuracy: $(INSTALLED)
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.upload_accuracy
@@ -90,4 +103,4 @@ models: $(SERVING)
 	$(VENV)/bin/mnist-flask models list
 
 clean:
-	rm -rf $(VENV) .pytest_cache bench/results/*
+	rm -rf $(VENV) $(BENTOML_VENV) .pytest_cache bench/results/*

@@ -20,8 +20,9 @@ worker_class = "mnist_flask.server.FlaskWorker"
 worker_connections = 1000
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
-# A request takes milliseconds, the costliest accepted picture under a second of CPU; the app runs in
-# the thread that sends the heartbeat, so a worker silent this long is stuck in a request and replaced.
+# Far longer than any request takes, the costliest accepted picture's included (docs/performance.md);
+# the app runs in the thread that sends the heartbeat, so a worker silent this long is stuck in a
+# request and replaced.
 timeout = 10
 # On SIGTERM or HUP, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = 30

@@ -1,8 +1,12 @@
 """mnist_flask's work on FastAPI: the same preprocessing module, LiteRT classifier and JSON answer.
 
-    uvicorn bench.fastapi_twin:app --workers 2 --loop uvloop --http httptools
+    uvicorn bench.fastapi_twin:app --workers 2 --loop uvloop --http httptools --no-access-log
 
-``floor`` is the same app answering a constant after reading the upload (bench.floor_app's twin).
+``app`` answers in a plain ``def`` route, which FastAPI runs in its thread pool; ``async_app`` in an
+``async def`` route, on the event loop. bench.workers measures both; ``app`` is the faster on real
+pictures (their decoding releases the GIL, so a worker's threads overlap it, where an ``async``
+route blocks the loop), so ``make bench`` runs it (docs/performance.md). ``floor`` is the same app answering a constant after reading the upload
+(bench.floor_app's twin).
 
 The peer that shows what the web library costs: everything but Flask, Werkzeug and Gunicorn's
 worker is mnist_flask's own code (each uvicorn worker loads its own classifier on import).
@@ -12,21 +16,26 @@ from fastapi import FastAPI, UploadFile
 from fastapi.responses import JSONResponse
 
 from bench.bare_flask_app import CONSTANT
-from mnist_flask.config import Defaults
-from mnist_flask.model import load_classifier
-from mnist_flask.preprocessing import ImageError, prepare_upload
+from bench.same_work import answer_uploads, served_classifier
 
-classifier = load_classifier(Defaults.MODEL_DIR, Defaults.MODEL_NAME, Defaults.MODEL_VERSION)
+classifier = served_classifier()
 app = FastAPI()
+async_app = FastAPI()
+
+
+def answer(data: bytes):
+    body, status = answer_uploads(classifier, [data])[0]
+    return body if status == 200 else JSONResponse(body, status_code=status)
 
 
 @app.post("/prediction")
-async def prediction(image: UploadFile):
-    try:
-        digit = prepare_upload(await image.read(), Defaults.MAX_IMAGE_PIXELS)
-    except ImageError as error:
-        return JSONResponse({"error": str(error)}, status_code=error.status)
-    return classifier.answers([digit])[0]
+def prediction(image: UploadFile):
+    return answer(image.file.read())
+
+
+@async_app.post("/prediction")
+async def prediction_on_the_loop(image: UploadFile):
+    return answer(await image.read())
 
 
 floor = FastAPI()

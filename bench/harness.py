@@ -14,11 +14,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
+BENTOML_VENV = ROOT / ".venv-bentoml"  # BentoML's own venv (make bench), apart from the project's pins
 
 
 def free_port() -> int:
@@ -33,6 +35,12 @@ class Server:
     process: subprocess.Popen
     log: Path
     seconds_to_first_answer: float
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The host and port to open a socket to, for requests sent by hand."""
+        parts = urlsplit(self.url)
+        return parts.hostname, parts.port
 
     def access_log(self) -> str:
         return self.log.read_text()
@@ -57,12 +65,13 @@ class Server:
 
     def rss_bytes(self) -> int:
         """Resident memory summed over the server's processes."""
-        total = 0
-        for pid in self.pids():
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        return total
+        return sum(rss_bytes(pid) for pid in self.pids())
+
+
+def rss_bytes(pid: int) -> int:
+    """One process's resident memory, from the kernel's own count (``VmRSS``, in KiB)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) * 1024
 
 
 def wait_until(process: subprocess.Popen, probe, seconds: float) -> None:
@@ -119,3 +128,8 @@ def gunicorn(log: Path, workers: int = 2, *extra: str, env: dict | None = None, 
     port = free_port()
     with serving(gunicorn_command(port, workers, *extra), port, log, probe=probe, env=env) as server:
         yield server
+
+
+def bentoml_command(port: int, service: str) -> list[str]:
+    """``bentoml serve MODULE:SERVICE`` from BentoML's venv, on a loopback port."""
+    return [str(BENTOML_VENV / "bin" / "bentoml"), "serve", service, "--host", "127.0.0.1", "--port", str(port)]

@@ -1,7 +1,8 @@
--- wrk script: POST the same body on every request and report the summary as one JSON line.
--- BENCH_IMAGE: a picture, sent as a multipart upload (field "image", BENCH_FIELDS times).
--- BENCH_BODY: a prebuilt body instead, with BENCH_CONTENT_TYPE, and BENCH_JSON_LENGTH, when set, as
--- the Open Inference Protocol's Inference-Header-Content-Length (binary tensor data after the JSON).
+-- wrk script: POST prebuilt bodies in turn, and report the summary as one JSON line.
+-- BENCH_BODIES: a file listing body files, one path a line (bench/upload_mix.py writes them); each
+-- thread starts at its own place in the list and sends the bodies in order, round and round.
+-- BENCH_CONTENT_TYPE: their Content-Type; BENCH_JSON_LENGTH, when set, the Open Inference
+-- Protocol's Inference-Header-Content-Length (binary tensor data after the JSON).
 local function read(path)
   local file = assert(io.open(path, "rb"))
   local data = file:read("*all")
@@ -9,27 +10,33 @@ local function read(path)
   return data
 end
 
-wrk.method = "POST"
-local body = os.getenv("BENCH_BODY")
-if body then
-  wrk.body = read(body)
+local threads = 0
+
+function setup(thread)
+  thread:set("thread_number", threads)
+  threads = threads + 1
+end
+
+local requests_to_send = {}
+local next_request = 1
+
+function init(args)
+  wrk.method = "POST"
   wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE")
   local json_length = os.getenv("BENCH_JSON_LENGTH")
   if json_length then
     wrk.headers["Inference-Header-Content-Length"] = json_length
   end
-else
-  local image = read(os.getenv("BENCH_IMAGE"))
-  local fields = tonumber(os.getenv("BENCH_FIELDS") or "1")
-  local boundary = "----mnistflaskbench"
-  local parts = {}
-  for _ = 1, fields do
-    parts[#parts + 1] = "--" .. boundary .. "\r\n"
-      .. 'Content-Disposition: form-data; name="image"; filename="digit.jpg"\r\n'
-      .. "Content-Type: image/jpeg\r\n\r\n" .. image .. "\r\n"
+  for path in io.lines(os.getenv("BENCH_BODIES")) do
+    requests_to_send[#requests_to_send + 1] = wrk.format(nil, nil, nil, read(path))
   end
-  wrk.body = table.concat(parts) .. "--" .. boundary .. "--\r\n"
-  wrk.headers["Content-Type"] = "multipart/form-data; boundary=" .. boundary
+  next_request = (thread_number * 7) % #requests_to_send + 1
+end
+
+function request()
+  local this = requests_to_send[next_request]
+  next_request = next_request % #requests_to_send + 1
+  return this
 end
 
 function done(summary, latency, requests)

@@ -21,7 +21,7 @@ import numpy as np
 import requests
 
 from bench.harness import ROOT, free_port, gunicorn, serving
-from bench.run import server_commands
+from bench.run import server_command
 from bench.upload_styles import PAPER_STYLES, STYLES, generate, no_digit_pictures
 
 TARGETS = {"mnist": 0.99}
@@ -92,7 +92,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, ExitStack() as stack:
         ours = stack.enter_context(gunicorn(Path(tmp) / "gunicorn.log"))
         port = free_port()
-        command, env = server_commands(port, "reference_fastapi")
+        command, env = server_command(port, "lecture_fastapi", Path(tmp))
         reference = stack.enter_context(serving(command, port, Path(tmp) / "reference.log", env=env))
         rows = measure({"mnist_flask": ours.url, "reference": reference.url}, args.per_style, args.seed, args.held_out)
         pictures = no_digit_pictures(args.seed)

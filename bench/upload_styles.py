@@ -378,8 +378,8 @@ def shade(rgb: np.ndarray, draw: Draw, hard: bool) -> np.ndarray:
     return rgb + (255 - rgb) * glare
 
 
-def camera(rgb: np.ndarray, draw: Draw, blur: tuple[float, float] = (0.3, 1.5), quality: tuple[int, int] = (70, 92)) -> bytes:
-    """Sensor noise, lens blur (sometimes a little motion), JPEG, sometimes an EXIF rotation."""
+def camera(rgb: np.ndarray, draw: Draw, blur: tuple[float, float] = (0.3, 1.5), quality: tuple[int, int] = (70, 92), turned: float = 0.3) -> bytes:
+    """Sensor noise, lens blur (sometimes a little motion), JPEG, an EXIF rotation in a ``turned`` share."""
     rgb = rgb + noise(draw, draw.uniform(2, 7, floor=0), rgb.shape)
     image = np.clip(rgb, 0, 255).astype(np.uint8)
     sigma = draw.uniform(*blur, floor=0)
@@ -394,7 +394,7 @@ def camera(rgb: np.ndarray, draw: Draw, blur: tuple[float, float] = (0.3, 1.5), 
     picture = Image.fromarray(image)
     buffer = io.BytesIO()
     quality_value = int(draw.integers(*quality))
-    if draw.random() < 0.3:
+    if draw.random() < turned:
         turns = {6: Image.Transpose.ROTATE_270, 8: Image.Transpose.ROTATE_90, 3: Image.Transpose.ROTATE_180}
         orientation = int(draw.choice(list(turns)))
         exif = Image.Exif()
@@ -512,6 +512,16 @@ def near_edge(digit, draw: Draw):
     return camera(shade(rgb, draw, hard=False), draw), "image/jpeg"
 
 
+def phone_photo(digit, draw: Draw):
+    """A phone camera's full-size picture of a digit on a page: 1-3 megapixels at 4:3, stored sideways
+    with the EXIF orientation that turns it upright, as phones save the shots they take."""
+    long_side = int(draw.integers(1200, 2000))
+    shape = (long_side * 3 // 4, long_side) if draw.random() < 0.5 else (long_side, long_side * 3 // 4)
+    height = int(min(shape) * draw.uniform(0.2, 0.5, floor=0.1, ceiling=0.8))
+    rgb, _ = page_with_digit(digit, draw, shape, height, paper=str(draw.choice(["white", "cream", "recycled"])))
+    return camera(shade(rgb, draw, hard=False), draw, turned=1.0), "image/jpeg"
+
+
 STYLES: dict[str, Render] = {
     "mnist": mnist,
     "scan": scan,
@@ -528,8 +538,9 @@ STYLES: dict[str, Render] = {
     "coloured_paper": coloured_paper,
     "blur_tilt": blur_tilt,
     "near_edge": near_edge,
+    "phone_photo": phone_photo,
 }
-PAPER_STYLES = ("notebook", "form_field", "note_on_desk", "hard_shadow", "coloured_paper", "blur_tilt", "near_edge")
+PAPER_STYLES = ("notebook", "form_field", "note_on_desk", "hard_shadow", "coloured_paper", "blur_tilt", "near_edge", "phone_photo")
 
 
 def generate(style: str, digits: np.ndarray, seed: int = 0, held_out: bool = False):

@@ -27,7 +27,8 @@ import tritonclient.http as triton
 from PIL import Image
 
 from bench.harness import ROOT, gunicorn
-from bench.run import COOL_DOWN, machine, save, wrk
+from bench.run import COOL_DOWN, machine, one_picture, save, wrk
+from bench.upload_mix import write_bodies
 from mnist_flask.training import preprocess_all
 
 BATCHES = (1, 64)
@@ -61,24 +62,21 @@ def requests_for(batch: int, work: Path) -> tuple[dict[str, dict], dict[str, tup
     with np.load(ROOT / "data" / "mnist.npz") as data:
         images, labels = data["x_test"][:batch], data["y_test"][:batch].tolist()
     fields = preprocess_all(images).astype(np.float32)
-    picture = work / "digit.jpg"
-    picture.write_bytes(jpeg(images[0]))
-    runs = {"prediction": {"image_path": picture, "fields": batch}}
-    checks = {"prediction": ("/prediction", {"files": [("image", ("digit.jpg", picture.read_bytes(), "image/jpeg"))] * batch})}
+    picture = jpeg(images[0])
+    runs = {"prediction": {"bodies": one_picture(work, picture, copies=batch)}}
+    checks = {"prediction": ("/prediction", {"files": [("image", ("digit.jpg", picture, "image/jpeg"))] * batch})}
     tfserving = json.dumps({"instances": fields.tolist()}).encode()
     bodies = {"tfserving": ("/v1/models/mnist:predict", tfserving, None)}
     for name, binary in (("v2_json", False), ("v2_binary", True)):
         body, json_length = v2_body(fields, binary)
         bodies[name] = ("/v2/models/mnist/infer", body, json_length)
     for name, (path, body, json_length) in bodies.items():
-        body_path = work / f"{name}-{batch}.body"
-        body_path.write_bytes(body)
         content_type = "application/octet-stream" if json_length else "application/json"
-        script = {"BENCH_BODY": str(body_path), "BENCH_CONTENT_TYPE": content_type}
         headers = {"Content-Type": content_type}
         if json_length:
-            script["BENCH_JSON_LENGTH"] = headers["Inference-Header-Content-Length"] = str(json_length)
-        runs[name] = {"image_path": None, "path": path, **script}
+            headers["Inference-Header-Content-Length"] = str(json_length)
+        bodies = write_bodies(work, f"{name}-{batch}", [body])
+        runs[name] = {"bodies": bodies, "path": path, "content_type": content_type, "json_length": json_length}
         checks[name] = (path, {"data": body, "headers": headers})
     return runs, checks, labels
 

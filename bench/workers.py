@@ -21,7 +21,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from bench.harness import BIN, free_port, gunicorn_command, serving
-from bench.run import RESULTS, answers_correctly, bench_image, wrk
+from bench.run import RESULTS, UVICORN_TUNED, answers_correctly, one_picture, wrk
+from bench.upload_mix import digit_jpeg
 
 IDLE = 2.0
 
@@ -33,12 +34,12 @@ def candidates(port: int, extra: dict[str, str]) -> dict[str, list[str]]:
         "flask, Gunicorn's own asgi worker + WsgiBridge": base[:-1] + ["-k", "asgi", "bench.asgi_bridge_app:app"],
         "flask, stock gthread, 2 threads": base[:-1] + ["-k", "gthread", "--threads", "2", "wsgi:app"],
         "fastapi twin (uvicorn, uvloop, httptools, 2 workers)": [
-            str(BIN / "uvicorn"), "bench.fastapi_twin:app", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", "2", "--loop", "uvloop", "--http", "httptools", "--no-access-log"],  # fmt: skip
+            str(BIN / "uvicorn"), "--host", "127.0.0.1", "--port", str(port), *UVICORN_TUNED, "bench.fastapi_twin:app"],  # fmt: skip
     }
-    commands["flask floor: mnist_flask answering a constant, shipped worker"] = base[:-1] + ["bench.floor_app:app"]
     twin = commands["fastapi twin (uvicorn, uvloop, httptools, 2 workers)"]
-    commands["fastapi floor: the twin answering a constant"] = [twin[0], "bench.fastapi_twin:floor", *twin[2:]]
+    commands["fastapi twin, async route on the event loop (same settings)"] = [*twin[:-1], "bench.fastapi_twin:async_app"]
+    commands["flask floor: mnist_flask answering a constant, shipped worker"] = base[:-1] + ["bench.floor_app:app"]
+    commands["fastapi floor: the twin answering a constant"] = [*twin[:-1], "bench.fastapi_twin:floor"]
     for name, path in extra.items():
         commands[name] = [str(BIN / "gunicorn"), "-c", path] + base[3:]
     return commands
@@ -53,11 +54,10 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", help="run only the candidates whose names start with these")
     args = parser.parse_args()
     extra = dict(item.split("=", 1) for item in args.config)
-    image, label = bench_image()
+    image, label = digit_jpeg()
     runs: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory() as logs, ExitStack() as stack:
-        image_path = Path(logs) / "digit.jpg"
-        image_path.write_bytes(image)
+        bodies = one_picture(Path(logs), image)
         servers = {}
         for name in candidates(0, extra):
             if args.only and not any(name.startswith(prefix) for prefix in args.only):
@@ -65,7 +65,7 @@ def main() -> None:
             port = free_port()
             command = candidates(port, extra)[name]
             log = Path(logs) / f"{len(servers)}.log"
-            probe = answers_correctly(image, None if "floor" in name else label)
+            probe = answers_correctly((image, "image/jpeg"), None if "floor" in name else label)
             servers[name] = stack.enter_context(serving(command, port, log, probe=probe))
             runs[name] = []
         names = list(servers)
@@ -73,7 +73,7 @@ def main() -> None:
             for name in names[round_number % len(names) :] + names[: round_number % len(names)]:
                 time.sleep(IDLE)
                 cpu_before = servers[name].cpu_seconds()
-                run = wrk(servers[name].url, image_path, args.concurrency, args.seconds)
+                run = wrk(servers[name].url, bodies, args.concurrency, args.seconds)
                 run["cpu_ms_per_request"] = (servers[name].cpu_seconds() - cpu_before) * 1000 / max(run["requests"], 1)
                 run["rss_mb"] = servers[name].rss_bytes() / 2**20
                 runs[name].append(run)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flasgger import Swagger
 from flask import Flask
 
-from . import api, apispec, config, errors, health, logs, metrics, model, security, tfserving, v2, web
+from . import api, apispec, config, errors, forms, health, logs, metrics, model, security, tfserving, v2, web
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -17,6 +17,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config.load(test_config))
 
+    forms.init_app(app)
     logs.init_app(app)
     metrics.init_app(app)
     security.init_app(app)

@@ -3,8 +3,8 @@
 
 It runs on every upload that is already a 28x28 digit (MNIST's own, and clients sending the
 model's format). As NumPy it took a dozen array operations, each of which releases and retakes
-the GIL and pulls its own code back into the CPU caches; under load that cost several times the
-arithmetic (docs/performance.md). Here it is two passes over 784 pixels that keep the GIL.
+the GIL and pulls its own code back into the CPU caches; under load that, not the arithmetic, was
+the cost (docs/performance.md). Here it is two passes over 784 pixels that keep the GIL.
 """
 
 import numpy as np

@@ -65,7 +65,7 @@ def chosen(classifier: Classifier) -> Classifier:
 
 def asks_for_model_input() -> bool:
     """``?model_input=true``. Most calls have no query string, and parsing an empty one into
-    ``request.args`` costs ~6 µs a request (bench.request_parts)."""
+    ``request.args`` is work every request would pay for nothing (docs/performance.md)."""
     return bool(request.query_string) and request.args.get("model_input") in ("1", "true")
 
 

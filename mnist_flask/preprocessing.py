@@ -21,7 +21,7 @@ except ImportError:  # not compiled (no C compiler where it was installed): the 
     from .mnist_form import mnist_form_field
 
 # One thread per call: the server runs a worker per core, and OpenCV's own thread pool only makes
-# requests wait for each other (a 256-pixel picture takes well under a millisecond per operation).
+# requests wait for each other (an operation on a picture of WORK_SIDE pixels is too small to split).
 cv2.setNumThreads(1)
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
@@ -41,18 +41,18 @@ JPEG_START = b"\xff\xd8"
 ORIENTATION_MARKERS = (b"Exif\x00\x00", b"http://ns.adobe.com/xap/1.0/")
 JPEG_TO_GRAY = ("Gray", "YCbCr")  # colour spaces libjpeg-turbo turns into luminance itself
 EXIF_ORIENTATION = 0x0112
-# A progressive JPEG is decoded once per scan, each scan walking every block of the picture (about
-# 25-60 ms per scan at 25 megapixels), and nothing in the format limits the scans: a 100 KB file can
-# declare 1,000 of them and take a minute. Encoders write 1 (baseline) to 10 (libjpeg's progressive
+# A progressive JPEG is decoded once per scan, each scan walking every block of the picture, and
+# nothing in the format limits the scans: a 100 KB file can declare 1,000 of them and hold a worker
+# for a thousand decodes. Encoders write 1 (baseline) to 10 (libjpeg's progressive
 # script for colour); so scans are counted before decoding (libjpeg-turbo's -maxscans does the same)
 # and refused over a count, or over a budget of scans times pixels: 10 scans at the 25-megapixel limit.
 MAX_JPEG_SCANS = 32
 JPEG_SCAN_PIXEL_BUDGET = 250_000_000
 START_OF_SCAN = b"\xff\xda"
 # Other formats are decoded whole, and their cost follows the raw bytes, not the pixels: at the pixel
-# limit a grey PNG is 25 MB to inflate and unfilter (~0.2 s), a 16-bit RGBA one 200 MB (~2 s, more
-# interlaced). A picture that would decode to more than this is refused before decoding: ~0.4 s of
-# CPU at most, so a handful of such uploads cannot keep a worker from everyone else.
+# limit a grey PNG is 25 MB to inflate and unfilter, a 16-bit RGBA one 200 MB (and more work
+# interlaced). A picture that would decode to more than this is refused before decoding, so that a
+# handful of the costliest accepted uploads cannot keep a worker from everyone else (docs/performance.md).
 DECODED_BYTES_BUDGET = 40 * 1024 * 1024
 
 
@@ -556,7 +556,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:
-    """(x, y, width, height) of the nonzero pixels (OpenCV's, ~1 µs on a byte image)."""
+    """(x, y, width, height) of the nonzero pixels (OpenCV's: one pass in C over a byte image)."""
     if ink.dtype == bool:
         ink = ink.view(np.uint8)
     elif ink.dtype != np.uint8:
@@ -665,8 +665,8 @@ def prepare_upload(data: bytes, max_pixels: int) -> Digit:
 
 def read_luminance(data: bytes, max_pixels: int) -> np.ndarray:
     """The picture as luminance (0..255): plain JPEGs through libjpeg-turbo straight to grey, the
-    rest through Pillow. The common upload then costs a few microseconds instead of ~50 of Pillow's
-    per-file overhead (docs/performance.md); both give the same pixels (tests/test_preprocessing.py)."""
+    rest through Pillow. The common upload then skips Pillow's per-file overhead, which costs more
+    than the decoding (docs/performance.md); both give the same pixels (tests/test_preprocessing.py)."""
     return read_upright(data, max_pixels)[0]
 
 

@@ -107,7 +107,8 @@ def per_digit_when_fixed(run: Callable[[np.ndarray], np.ndarray], batch_size) ->
 
 
 def litert_runner(path: Path) -> Runner:
-    """A LiteRT interpreter: microseconds per digit and no TensorFlow import in the worker."""
+    """A LiteRT interpreter: no TensorFlow runtime between the call and the model, and no TensorFlow
+    import in the worker (docs/performance.md)."""
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=str(path), num_threads=1)

@@ -289,8 +289,8 @@ class WsgiBridge:
     """An ASGI app that reads a request's body into memory (within ``Limits``) and then calls a WSGI
     app inline, streaming its answer through the event loop.
 
-    Inline, because the app's work is CPU-bound and takes well under a millisecond: a hand-off to
-    a thread would only add a switch and a second holder of the GIL (docs/performance.md).
+    Inline, because the app's work is CPU-bound and short: a hand-off to a thread would only add a
+    switch and a second holder of the GIL (docs/performance.md).
     """
 
     def __init__(self, app, limits: Limits, log_line) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import requests
+import urllib3
 from PIL import Image
 
 from bench.harness import ROOT
@@ -25,18 +26,49 @@ PROBE_EVERY = 0.25  # seconds between normal uploads
 PROBE_LIMIT = 1.5  # seconds within which each must be answered right
 
 
-def multipart(image: bytes) -> tuple[str, bytes]:
-    """The Content-Type and body of an upload as requests encodes it."""
-    prepared = requests.Request("POST", "http://localhost/prediction", files={"image": ("digit.png", image)}).prepare()
-    return prepared.headers["Content-Type"], prepared.body
+def post_image(client, *images: bytes, path: str = "/prediction", field: str = "image", **kwargs):
+    """``images`` uploaded in one form field through Flask's test client, encoded as HTTP clients do."""
+    content_type, body = multipart(*images, field=field)
+    return client.post(path, data=body, content_type=content_type, **kwargs)
+
+
+def post_upload(url: str, *images: bytes, path: str = "/prediction", session=requests, timeout: float = 10, **kwargs):
+    """``images`` uploaded in the form field ``image`` to a real server at ``url``, as ``requests`` sends them."""
+    files = [("image", (f"{i}.png", image)) for i, image in enumerate(images)]
+    return session.post(url + path, files=files, timeout=timeout, **kwargs)
+
+
+def multipart(*images: bytes, field: str = "image") -> tuple[str, bytes]:
+    """The Content-Type and body of an upload as HTTP clients encode it (urllib3's encoder, which
+    ``requests`` uses): Werkzeug's test client writes an empty file with no line break before the
+    closing boundary, which no client sends."""
+    body, content_type = urllib3.encode_multipart_formdata([(field, (f"{i}.png", image, "image/png")) for i, image in enumerate(images)])
+    return content_type, body
+
+
+def form_part(name: str, data: bytes, filename: str | None = None, boundary: str = "B") -> bytes:
+    """One part of a multipart form, written out by hand, so that a test can put together a form
+    that is odd on purpose (a wrong boundary, thousands of parts, no closing line)."""
+    disposition = f'form-data; name="{name}"' + ("" if filename is None else f'; filename="{filename}"')
+    return f"--{boundary}\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + data + b"\r\n"
+
+
+def form(*parts: tuple, boundary: str = "B") -> tuple[str, bytes]:
+    """The Content-Type and body of a whole form of :func:`form_part` arguments (name, data, file name)."""
+    body = b"".join(form_part(*part, boundary=boundary) for part in parts)
+    return f"multipart/form-data; boundary={boundary}", body + f"--{boundary}--\r\n".encode()
+
+
+def upload_head(content_type: str, *headers: str) -> bytes:
+    """The head of a ``POST /prediction``, to send by hand; ``headers`` say how the body is framed."""
+    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}", *headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode()
 
 
 def upload(image: bytes, *extra_headers: str) -> tuple[bytes, bytes]:
     """The head and body of an upload, to send by hand."""
     content_type, body = multipart(image)
-    lines = ["POST /prediction HTTP/1.1", "Host: localhost", f"Content-Type: {content_type}",
-             f"Content-Length: {len(body)}", *extra_headers]  # fmt: skip
-    return ("\r\n".join(lines) + "\r\n\r\n").encode(), body
+    return upload_head(content_type, f"Content-Length: {len(body)}", *extra_headers), body
 
 
 def read_response(stream) -> tuple[int, dict, bytes]:
@@ -52,7 +84,7 @@ def read_response(stream) -> tuple[int, dict, bytes]:
 
 
 def connect(server, timeout: float = 10) -> socket.socket:
-    return socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=timeout)
+    return socket.create_connection(server.address, timeout=timeout)
 
 
 def repeat_for(seconds: float):
@@ -99,7 +131,7 @@ class Prober:
         while not self.stop.is_set() and time.monotonic() < deadline:
             started = time.monotonic()
             try:
-                response = requests.post(self.server.url + "/prediction", files={"image": ("d.png", self.image)}, timeout=10)
+                response = post_upload(self.server.url, self.image)
                 right = response.status_code == 200 and response.json()["prediction"] == self.label
                 self.results.append((right, time.monotonic() - started, response.status_code))
             except requests.RequestException as error:
@@ -158,7 +190,7 @@ class Load:
         deadline = time.monotonic() + self.seconds
         while not self.stop.is_set() and time.monotonic() < deadline:
             try:
-                response = session.post(self.url + self.path, files={"image": ("d.png", self.image)}, timeout=10)
+                response = post_upload(self.url, self.image, path=self.path, session=session)
                 answer = (response.status_code, response.json().get("model"))
             except (requests.RequestException, ValueError) as error:
                 answer = (type(error).__name__, None)

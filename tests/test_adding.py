@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import io
 import json
 import os
 import re
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import requests
-from helpers import DATA, Load, cli, encode
+from helpers import DATA, Load, cli, encode, post_image, post_upload
 
 from bench.harness import ROOT, free_port, gunicorn
 from mnist_flask import create_app
@@ -97,7 +96,7 @@ def served_digits(store: Path, tmp_path: Path, images, version: int | None = Non
     env = {"MNIST_FLASK_MODEL_DIR": str(store), **({"MNIST_FLASK_MODEL_VERSION": str(version)} if version else {})}
     with gunicorn(tmp_path / f"gunicorn-{version}.log", 1, env=env) as server:
         answers = [
-            requests.post(server.url + "/prediction", files={"image": ("d.png", encode(image))}, timeout=10).json()
+            post_upload(server.url, encode(image)).json()
             for image in images
         ]
     return [answer["prediction"] for answer in answers], {answer["model"] for answer in answers}
@@ -136,9 +135,7 @@ def test_an_onnx_export_of_a_pytorch_net_is_detected_and_served(pytorch_onnx, mn
     images, labels = mnist_test
     digits, models = served_digits(store, tmp_path, images[:30])
     assert models == {"mnist:1"} and np.mean(np.array(digits) == labels[:30]) >= 0.9
-    answer = create_app({"MODEL_DIR": str(store)}).test_client().post(
-        "/prediction", data={"image": (io.BytesIO(encode(images[0])), "d.png")}
-    ).json  # fmt: skip
+    answer = post_image(create_app({"MODEL_DIR": str(store)}).test_client(), encode(images[0])).json
     assert abs(sum(answer["probabilities"]) - 1) < 1e-3  # softmax applied to the logits
 
 
@@ -262,7 +259,7 @@ def test_a_pinned_broken_version_is_not_served(tmp_path, mnist_test):
     client = create_app({"MODEL_DIR": str(tmp_path), "MODEL_VERSION": 2}).test_client()
     ready = client.get("/readyz")
     assert ready.status_code == 503 and "mnist:2" in ready.json["error"]
-    assert client.post("/prediction", data={"image": (io.BytesIO(encode(mnist_test[0][0])), "d.png")}).status_code == 503
+    assert post_image(client, encode(mnist_test[0][0])).status_code == 503
     unpinned = create_app({"MODEL_DIR": str(tmp_path)}).test_client().get("/readyz").json
     assert unpinned["model"] == "mnist:1" and "2" in unpinned["failed_versions"]
 

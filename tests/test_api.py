@@ -8,17 +8,13 @@ import io
 
 import numpy as np
 import pytest
-from helpers import encode
+from helpers import encode, post_image
 from PIL import Image
 
 from mnist_flask import create_app
 from mnist_flask.model import list_versions
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
-
-
-def post_image(client, data: bytes, field: str = "image", **kwargs):
-    return client.post("/prediction", data={field: (io.BytesIO(data), "digit.png")}, **kwargs)
 
 
 def test_root_gives_api_clients_the_original_hint_and_the_docs(client):
@@ -142,16 +138,6 @@ def test_browser_errors_are_pages_not_json(client):
     assert "not an image" in response.get_data(as_text=True)
 
 
-def test_environment_overrides_defaults(monkeypatch):
-    monkeypatch.setenv("MNIST_FLASK_MAX_IMAGE_PIXELS", "1234")
-    assert create_app().config["MAX_IMAGE_PIXELS"] == 1234
-
-
-def test_test_config_overrides_environment(monkeypatch):
-    monkeypatch.setenv("MNIST_FLASK_MAX_IMAGE_PIXELS", "1234")
-    assert create_app({"MAX_IMAGE_PIXELS": 99}).config["MAX_IMAGE_PIXELS"] == 99
-
-
 def test_missing_model_version_leaves_the_worker_up_but_not_ready(mnist_test):
     client = create_app({"MODEL_VERSION": 999}).test_client()
     assert client.get("/healthz").status_code == 200
@@ -178,8 +164,8 @@ def test_model_input_only_when_asked(client, mnist_test):
     data = encode(mnist_test[0][0])
     assert "model_input" not in post_image(client, data).json
     for query in ("model_input=false", "other=true"):
-        assert "model_input" not in client.post(f"/prediction?{query}", data={"image": (io.BytesIO(data), "d.png")}).json
-    url = client.post("/prediction?model_input=true", data={"image": (io.BytesIO(data), "d.png")}).json["model_input"]
+        assert "model_input" not in post_image(client, data, path=f"/prediction?{query}").json
+    url = post_image(client, data, path="/prediction?model_input=true").json["model_input"]
     assert url.startswith("data:image/png;base64,")
     picture = Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))
     assert picture.size == (28, 28) and picture.mode == "L"
@@ -187,9 +173,9 @@ def test_model_input_only_when_asked(client, mnist_test):
 
 def test_several_images_in_one_request_keep_their_order(client, mnist_test):
     images, labels = mnist_test
-    files = [(io.BytesIO(encode(image)), f"{i}.png") for i, image in enumerate(images[:5])]
-    files.insert(2, (io.BytesIO(b"not an image"), "bad.png"))
-    answer = client.post("/prediction", data={"image": files}).json
+    uploads = [encode(image) for image in images[:5]]
+    uploads.insert(2, b"not an image")
+    answer = post_image(client, *uploads).json
     predictions = answer["predictions"]
     assert len(predictions) == 6
     assert predictions[2]["status"] == 400 and "not an image" in predictions[2]["error"]
@@ -200,8 +186,7 @@ def test_several_images_in_one_request_keep_their_order(client, mnist_test):
 
 def test_batch_size_is_limited():
     client = create_app({"MAX_BATCH": 3, "MAX_FORM_PARTS": 4}).test_client()
-    files = [(io.BytesIO(b"x"), f"{i}.png") for i in range(6)]
-    response = client.post("/prediction", data={"image": files})
+    response = post_image(client, *[b"x"] * 6)
     assert response.status_code == 413 and "error" in response.json
 
 
@@ -210,8 +195,7 @@ def test_max_batch_limits_multipart_uploads(mnist_test, count, status):
     """MAX_BATCH alone limits the images, and the part limit follows it (MAX_BATCH + 6)."""
     app = create_app({"MAX_BATCH": 3})
     assert app.config["MAX_FORM_PARTS"] == 9
-    files = [(io.BytesIO(encode(image)), f"{i}.png") for i, image in enumerate(mnist_test[0][:count])]
-    response = app.test_client().post("/prediction", data={"image": files})
+    response = post_image(app.test_client(), *[encode(image) for image in mnist_test[0][:count]])
     assert response.status_code == status
     if status == 413:
         assert response.json["error"] == f"at most 3 images per request (MAX_BATCH), got {count}"

@@ -13,8 +13,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pytest
-import requests
-from helpers import copy_store, encode
+from helpers import copy_store, encode, post_upload
 from playwright.sync_api import expect, sync_playwright
 
 from bench.harness import ROOT, gunicorn
@@ -186,7 +185,7 @@ def rollout(tmp_path_factory):
 def test_models_page_lists_every_version_with_its_traffic(browser, rollout, digit_file, screenshot_dir):
     path, _ = digit_file
     with ThreadPoolExecutor(4) as pool:
-        list(pool.map(lambda query: requests.post(rollout.url + "/prediction" + query, files={"image": path.read_bytes()}, timeout=10),
+        list(pool.map(lambda query: post_upload(rollout.url, path.read_bytes(), path="/prediction" + query),
                       [""] * 100 + ["?version=1"] * 3))  # fmt: skip
     context = browser.new_context(viewport={"width": 1000, "height": 700})
     page = context.new_page()

@@ -5,16 +5,14 @@ Every load here targets 127.0.0.1 only, is bounded in requests and seconds, and 
 
 from __future__ import annotations
 
-import io
 import os
 import signal
-import socket
 import threading
 import time
 
 import numpy as np
 import requests
-from helpers import Load, encode
+from helpers import Load, connect, encode, post_upload, upload_head
 from PIL import Image
 
 from bench.harness import gunicorn
@@ -35,11 +33,10 @@ def test_a_killed_worker_is_replaced_and_service_continues(tmp_path, mnist_test)
         assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
 
 
-def dribble(url: str, seconds: float, stop: threading.Event) -> None:
+def dribble(server, seconds: float, stop: threading.Event) -> None:
     """A slow client: announces an upload, then sends it one byte every 200 ms."""
-    host, port = url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=5) as connection:
-        connection.sendall(b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: image/png\r\nContent-Length: 100000\r\n\r\n")
+    with connect(server, timeout=5) as connection:
+        connection.sendall(upload_head("image/png", "Content-Length: 100000"))
         deadline = time.monotonic() + seconds
         while not stop.is_set() and time.monotonic() < deadline:
             try:
@@ -54,14 +51,14 @@ def test_slow_clients_do_not_take_the_pool_down(tmp_path, mnist_test):
     with gunicorn(tmp_path / "gunicorn.log") as server:
         stop = threading.Event()
         # More slow clients than the two workers have threads (2 x 2), and than stock gthread's 2 x 8.
-        slow = [threading.Thread(target=dribble, args=(server.url, 12, stop)) for _ in range(24)]
+        slow = [threading.Thread(target=dribble, args=(server, 12, stop)) for _ in range(24)]
         for client in slow:
             client.start()
         time.sleep(1)
         latencies = []
         for _ in range(20):
             started = time.monotonic()
-            response = requests.post(server.url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
+            response = post_upload(server.url, image)
             latencies.append(time.monotonic() - started)
             assert response.status_code == 200
         stop.set()
@@ -70,27 +67,22 @@ def test_slow_clients_do_not_take_the_pool_down(tmp_path, mnist_test):
     assert max(latencies) < 2
 
 
-def big_batch(mnist_test, count: int = 48) -> list[tuple[str, bytes]]:
+def big_batch(mnist_test, count: int = 48) -> list[bytes]:
     """A request that takes a while to answer: many large pictures in one upload."""
-    files = []
-    for index in range(count):
-        buffer = io.BytesIO()
-        Image.fromarray(255 - mnist_test[0][index]).resize((600, 600)).save(buffer, "PNG")
-        files.append(("image", (f"{index}.png", buffer.getvalue())))
-    return files
+    return [encode(np.asarray(Image.fromarray(255 - mnist_test[0][index]).resize((600, 600)))) for index in range(count)]
 
 
 def test_sigterm_lets_in_flight_requests_finish(tmp_path, mnist_test):
-    files = big_batch(mnist_test)
+    pictures = big_batch(mnist_test)
     outcome = {}
     with gunicorn(tmp_path / "gunicorn.log") as server:
         started = time.monotonic()
-        timed = requests.post(server.url + "/prediction", files=files, timeout=30)
+        timed = post_upload(server.url, *pictures, timeout=30)
         assert timed.status_code == 200
         duration = time.monotonic() - started
 
         def post_batch():
-            outcome["response"] = requests.post(server.url + "/prediction", files=files, timeout=30)
+            outcome["response"] = post_upload(server.url, *pictures, timeout=30)
             outcome["finished"] = time.monotonic()
 
         in_flight = threading.Thread(target=post_batch)
@@ -105,5 +97,5 @@ def test_sigterm_lets_in_flight_requests_finish(tmp_path, mnist_test):
     assert response.status_code == 200
     predictions = [p["prediction"] for p in response.json()["predictions"]]
     assert predictions == [p["prediction"] for p in timed.json()["predictions"]]  # the whole answer, as before
-    assert np.mean(np.array(predictions) == mnist_test[1][: len(files)]) >= 0.9
+    assert np.mean(np.array(predictions) == mnist_test[1][: len(pictures)]) >= 0.9
     assert server.process.returncode == 0

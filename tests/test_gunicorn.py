@@ -9,33 +9,29 @@ from pathlib import Path
 
 import numpy as np
 import requests
-from helpers import encode
+from helpers import encode, post_upload
 
 BROWSER_ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.8"
 
 
-def predict(server, data: bytes) -> requests.Response:
-    return requests.post(server.url + "/prediction", files={"image": ("digit.png", data)}, timeout=10)
-
-
 def test_real_test_digits_are_read_right(server, mnist_test):
     images, labels = mnist_test
-    answers = [predict(server, encode(image)).json()["prediction"] for image in images[200:300]]
+    answers = [post_upload(server.url, encode(image)).json()["prediction"] for image in images[200:300]]
     assert np.mean(np.array(answers) == labels[200:300]) >= 0.97
 
 
 def test_curl_style_jpeg_upload(server, mnist_test):
     images, labels = mnist_test
-    response = predict(server, encode(images[7], "JPEG", quality=90))
+    response = post_upload(server.url, encode(images[7], "JPEG", quality=90))
     assert response.status_code == 200
     assert response.json()["prediction"] == labels[7]
 
 
 def test_bad_input_gets_json_4xx_and_the_server_keeps_serving(server, mnist_test):
-    response = predict(server, b"%PDF-1.4 not an image")
+    response = post_upload(server.url, b"%PDF-1.4 not an image")
     assert response.status_code == 400 and "not an image" in response.json()["error"]
     assert requests.get(server.url + "/nope", timeout=5).json()["error"]
-    assert predict(server, encode(mnist_test[0][0])).status_code == 200
+    assert post_upload(server.url, encode(mnist_test[0][0])).status_code == 200
 
 
 def test_docs_page_and_spec_load(server):
@@ -54,7 +50,7 @@ def test_form_page_loads(server):
 def test_two_workers_answer(server, mnist_test):
     image = encode(mnist_test[0][0])
     with ThreadPoolExecutor(16) as pool:
-        statuses = list(pool.map(lambda _: predict(server, image).status_code, range(200)))
+        statuses = list(pool.map(lambda _: post_upload(server.url, image).status_code, range(200)))
     assert statuses == [200] * 200
     answered = [line for line in access_lines(server) if line["path"] == "/prediction" and line["status"] == 200]
     assert len({line["pid"] for line in answered}) == 2

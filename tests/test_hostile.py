@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import io
-import socket
 import struct
 import zlib
 
 import numpy as np
 import pytest
 import requests
-from helpers import encode
+from helpers import connect, encode, form, post_upload, upload_head
 from PIL import Image
 
 MAX_BYTES = 4 * 1024 * 1024
@@ -59,10 +58,10 @@ def test_hostile_upload(server, name, mnist_test):
         data = truncated(sample_jpeg())
     if name == "truncated_png":
         data = truncated(encode(np.tile(mnist_test[0][0], (6, 6))))
-    response = requests.post(server.url + "/prediction", files={"image": ("upload.png", data)}, timeout=30)
+    response = post_upload(server.url, data, timeout=30)
     assert response.status_code == status, response.text
     assert words in response.json()["error"]
-    still = requests.post(server.url + "/prediction", files={"image": ("ok.png", encode(mnist_test[0][0]))}, timeout=10)
+    still = post_upload(server.url, encode(mnist_test[0][0]))
     assert still.status_code == 200
 
 
@@ -70,14 +69,13 @@ def test_the_largest_accepted_picture_is_answered(server, mnist_test):
     """25 megapixels is the default limit: a picture that size is decoded and answered, not refused."""
     page = np.full((5000, 5000), 255, np.uint8)
     page[2000:3120, 2000:3120] = 255 - np.kron(mnist_test[0][0], np.ones((40, 40), np.uint8))
-    response = requests.post(server.url + "/prediction", files={"image": ("big.png", encode(page))}, timeout=30)
+    response = post_upload(server.url, encode(page), timeout=30)
     assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][0]
 
 
 def raw_request(server, head: bytes, body: bytes = b"", chunks: list[bytes] | None = None) -> tuple[int, bytes]:
     """Send bytes as they are (no client library tidying them up) and read the status line and body."""
-    host, port = server.url.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=20) as connection:
+    with connect(server, timeout=20) as connection:
         connection.sendall(head + body)
         for chunk in chunks or []:
             try:
@@ -97,34 +95,31 @@ def raw_request(server, head: bytes, body: bytes = b"", chunks: list[bytes] | No
     return status, response.split(b"\r\n\r\n", 1)[-1]
 
 
-def multipart_head(server, content_type: bytes, length: int) -> bytes:
-    return (b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Type: %s\r\n"
-            b"Content-Length: %d\r\n\r\n" % (content_type, length))  # fmt: skip
+def send_form(server, content_type: str, body: bytes) -> tuple[int, bytes]:
+    head = upload_head(content_type, f"Content-Length: {len(body)}", "Connection: close")
+    return raw_request(server, head, body)
 
 
 def test_multipart_without_boundary(server):
-    body = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc\r\n--x--\r\n'
-    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data", len(body)), body)
+    _, body = form(("image", b"abc", "a.png"))
+    status, answer = send_form(server, "multipart/form-data", body)
     assert status == 400 and b"error" in answer
 
 
 def test_multipart_with_a_broken_boundary(server):
-    body = b'--other\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\nabc\r\n--other--\r\n'
-    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    content_type, _ = form(("image", b"abc", "a.png"))
+    _, body = form(("image", b"abc", "a.png"), boundary="other")
+    status, answer = send_form(server, content_type, body)
     assert status == 400 and b"error" in answer
 
 
 def test_hundreds_of_parts(server):
-    parts = b"".join(b'--x\r\nContent-Disposition: form-data; name="f%d"\r\n\r\nv\r\n' % i for i in range(500))
-    body = parts + b"--x--\r\n"
-    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    status, answer = send_form(server, *form(*[("f", b"v")] * 500))
     assert status == 413 and b"error" in answer
 
 
 def test_huge_field_name_in_a_part(server):
-    name = b"n" * 200_000
-    body = b'--x\r\nContent-Disposition: form-data; name="' + name + b'"; filename="a"\r\n\r\nv\r\n--x--\r\n'
-    status, answer = raw_request(server, multipart_head(server, b"multipart/form-data; boundary=x", len(body)), body)
+    status, answer = send_form(server, *form(("n" * 200_000, b"v", "a")))
     assert 400 <= status < 500 and b"error" in answer
 
 
@@ -155,14 +150,13 @@ def test_wrong_method(server):
 
 
 def test_upload_over_the_limit_with_content_length(server):
-    response = requests.post(server.url + "/prediction", files={"image": ("big.png", bytes(MAX_BYTES + 1000))}, timeout=30)
+    response = post_upload(server.url, bytes(MAX_BYTES + 1000), timeout=30)
     assert response.status_code == 413 and response.json()["error"]
 
 
-@pytest.mark.parametrize("content_type", [b"image/png", b"multipart/form-data; boundary=x"])
+@pytest.mark.parametrize("content_type", ["image/png", form()[0]])
 def test_upload_over_the_limit_chunked(server, content_type):
-    head = (b"POST /prediction HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-            b"Content-Type: %s\r\nTransfer-Encoding: chunked\r\n\r\n" % content_type)  # fmt: skip
-    part = b'--x\r\nContent-Disposition: form-data; name="image"; filename="a.png"\r\n\r\n'
-    status, answer = raw_request(server, head, chunks=[part] + [bytes(256 * 1024)] * 20 + [b""])
+    head = upload_head(content_type, "Transfer-Encoding: chunked", "Connection: close")
+    _, body = form(("image", bytes(MAX_BYTES + 1000), "a.png"))
+    status, answer = raw_request(server, head, chunks=[body[i : i + 256 * 1024] for i in range(0, len(body), 256 * 1024)] + [b""])
     assert status == 413 and b"error" in answer

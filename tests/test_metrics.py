@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import io
-
-from helpers import encode
+from helpers import encode, post_image
 
 
 def test_metrics_count_requests_predictions_and_errors(client, mnist_test):
     images, _ = mnist_test
     answered = [
-        client.post("/prediction", data={"image": (io.BytesIO(encode(image)), "d.png")}).json["prediction"]
+        post_image(client, encode(image)).json["prediction"]
         for image in images[:3]
     ]
-    client.post("/prediction", data={"image": (io.BytesIO(b"junk"), "d.png")})
+    post_image(client, b"junk")
     text = client.get("/metrics").get_data(as_text=True)
     assert 'mnist_flask_http_requests_total{endpoint="/prediction",method="POST",status="200"} 3.0' in text
     assert 'mnist_flask_http_requests_total{endpoint="/prediction",method="POST",status="400"} 1.0' in text

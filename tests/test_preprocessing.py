@@ -192,14 +192,13 @@ def test_the_package_serves_without_its_compiled_module(mnist_test):
     script = """
 import sys
 sys.modules["mnist_flask._mnist_form"] = None  # as if no compiler had built it
-import io, numpy as np
+sys.path.insert(0, "tests")
+import numpy as np
+from helpers import encode, post_image
 from mnist_flask import create_app
-from PIL import Image
 with np.load("data/mnist.npz") as data:
     image, label = data["x_test"][0], data["y_test"][0]
-buffer = io.BytesIO()
-Image.fromarray(image).save(buffer, "PNG")
-answer = create_app().test_client().post("/prediction", data={"image": (io.BytesIO(buffer.getvalue()), "d.png")}).json
+answer = post_image(create_app().test_client(), encode(image)).json
 print(answer["prediction"] == label, answer["digit_found"])
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)

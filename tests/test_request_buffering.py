@@ -11,7 +11,7 @@ import json
 import time
 
 import requests
-from helpers import connect, encode, multipart, read_response, upload
+from helpers import connect, encode, multipart, post_upload, read_response, upload, upload_head
 
 from bench.harness import gunicorn
 
@@ -59,7 +59,7 @@ def test_stalled_pipelined_requests_hold_nothing(server, mnist_test):
             connection.sendall(request + request[:150])
             assert read_response(connection.makefile("rb"))[0] == 200
         for _ in range(5):
-            response = requests.post(server.url + "/prediction", files={"image": ("d.png", image)}, timeout=2)
+            response = post_upload(server.url, image, timeout=2)
             assert response.status_code == 200 and response.json()["prediction"] == mnist_test[1][9]
     finally:
         for connection in stalled:
@@ -88,8 +88,7 @@ def test_a_chunked_upload_is_answered(server, mnist_test):
 def test_chunk_extensions_and_trailers_sent_in_pieces(server, mnist_test):
     content_type, body = multipart(encode(mnist_test[0][10]))
     chunks = b"".join(b"%x;piece=%d\r\n%s\r\n" % (len(body[i : i + 500]), i, body[i : i + 500]) for i in range(0, len(body), 500))
-    head = f"POST /prediction HTTP/1.1\r\nHost: localhost\r\nContent-Type: {content_type}\r\nTransfer-Encoding: chunked\r\n\r\n"
-    request = head.encode() + chunks + b"0\r\nX-Checksum: none\r\n\r\n"
+    request = upload_head(content_type, "Transfer-Encoding: chunked") + chunks + b"0\r\nX-Checksum: none\r\n\r\n"
     with connect(server) as connection:
         for start in range(0, len(request), 211):
             connection.sendall(request[start : start + 211])
@@ -126,7 +125,7 @@ def test_a_request_that_does_not_arrive_in_time_gets_408(tmp_path, mnist_test):
             status, headers, answer = read_response(stalled.makefile("rb"))
             waited = time.monotonic() - started
             assert stalled.recv(1) == b""  # and the connection is closed
-        fine = requests.post(server.url + "/prediction", files={"image": ("d.png", encode(mnist_test[0][6]))}, timeout=10)
+        fine = post_upload(server.url, encode(mnist_test[0][6]))
     assert status == 408 and headers["content-type"] == "application/json"
     assert "did not arrive within 2 s" in json.loads(answer)["error"]
     assert 1 <= waited < 5

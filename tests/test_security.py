@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import io
-
 import requests
-from helpers import encode
+from helpers import encode, post_image, post_upload
 
 from bench.harness import gunicorn
 from mnist_flask import create_app
@@ -14,11 +12,11 @@ from mnist_flask import create_app
 def test_bearer_token_protects_predictions_only(mnist_test):
     client = create_app({"API_TOKEN": "s3cret"}).test_client()
     data = encode(mnist_test[0][0])
-    refused = client.post("/prediction", data={"image": (io.BytesIO(data), "d.png")})
+    refused = post_image(client, data)
     assert refused.status_code == 401 and refused.headers["WWW-Authenticate"].lower().startswith("bearer")
-    wrong = client.post("/prediction", data={"image": (io.BytesIO(data), "d.png")}, headers={"Authorization": "Bearer nope"})
+    wrong = post_image(client, data, headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401
-    allowed = client.post("/prediction", data={"image": (io.BytesIO(data), "d.png")}, headers={"Authorization": "Bearer s3cret"})
+    allowed = post_image(client, data, headers={"Authorization": "Bearer s3cret"})
     assert allowed.status_code == 200
     assert client.post("/v1/models/mnist:predict", json={"instances": []}).status_code == 401
     for open_path in ("/healthz", "/readyz", "/metrics", "/v1/models/mnist", "/apispec_1.json"):
@@ -28,10 +26,9 @@ def test_bearer_token_protects_predictions_only(mnist_test):
 def test_bearer_token_from_the_environment(tmp_path, mnist_test):
     image = encode(mnist_test[0][0])
     with gunicorn(tmp_path / "gunicorn.log", env={"MNIST_FLASK_API_TOKEN": "s3cret"}) as secured:
-        refused = requests.post(secured.url + "/prediction", files={"image": ("d.png", image)}, timeout=10)
+        refused = post_upload(secured.url, image)
         assert refused.status_code == 401
-        allowed = requests.post(secured.url + "/prediction", files={"image": ("d.png", image)},
-                                headers={"Authorization": "Bearer s3cret"}, timeout=10)  # fmt: skip
+        allowed = post_upload(secured.url, image, headers={"Authorization": "Bearer s3cret"})
         assert allowed.status_code == 200 and allowed.json()["prediction"] == mnist_test[1][0]
         assert requests.get(secured.url + "/readyz", timeout=5).status_code == 200
 

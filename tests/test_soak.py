@@ -9,22 +9,13 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from pathlib import Path
 
 import pytest
 from helpers import Load, encode
 
-from bench.harness import gunicorn
+from bench.harness import gunicorn, rss_bytes
 
 GROWTH_LIMIT_MB = 8  # per worker, between the first and the last minute of load
-
-
-def worker_rss_mb(pids: list[int]) -> list[float]:
-    sizes = []
-    for pid in pids:
-        status = Path(f"/proc/{pid}/status").read_text()
-        sizes.append(int(next(line for line in status.splitlines() if line.startswith("VmRSS:")).split()[1]) / 1024)
-    return sizes
 
 
 @pytest.mark.slow
@@ -38,7 +29,7 @@ def test_soak_has_no_errors_and_no_leak(tmp_path, mnist_test):
             deadline = time.monotonic() + seconds
             while time.monotonic() < deadline:
                 time.sleep(5)
-                samples.append(worker_rss_mb(workers))
+                samples.append([rss_bytes(pid) / 2**20 for pid in workers])
         assert server.pids()[1:] == workers, "a worker died or was replaced during the soak"
     assert load.failed == [] and load.ok > 1000
     window = max(3, len(samples) // 4)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import requests
-from helpers import encode
+from helpers import encode, post_upload
 
 from mnist_flask import create_app
 from mnist_flask.training import preprocess_all
@@ -61,8 +61,7 @@ def test_unavailable_model_status():
 
 def test_batch_upload_and_tfserving_predict(server, mnist_test):
     images, labels = mnist_test
-    files = [("image", (f"{i}.png", encode(image))) for i, image in enumerate(images[10:20])]
-    answer = requests.post(server.url + "/prediction", files=files, timeout=10).json()
+    answer = post_upload(server.url, *[encode(image) for image in images[10:20]]).json()
     assert [p["prediction"] for p in answer["predictions"]] == labels[10:20].tolist()
     body = {"instances": preprocess_all(images[10:20]).tolist()}
     rows = requests.post(server.url + "/v1/models/mnist:predict", json=body, timeout=10).json()["predictions"]

@@ -6,7 +6,7 @@ import io
 
 import numpy as np
 import pytest
-import requests
+from helpers import post_image, post_upload
 from PIL import Image
 
 from bench.upload_styles import MODE_FORMATS, STYLES, encode_mode, generate, no_digit_pictures
@@ -14,8 +14,8 @@ from bench.upload_styles import MODE_FORMATS, STYLES, encode_mode, generate, no_
 PER_STYLE = 10
 
 
-def post(server, data: bytes, content_type: str) -> dict:
-    response = requests.post(server.url + "/prediction", files={"image": ("upload", data, content_type)}, timeout=10)
+def post(server, data: bytes) -> dict:
+    response = post_upload(server.url, data)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -24,7 +24,7 @@ def post(server, data: bytes, content_type: str) -> dict:
 def test_style_is_read_right_through_gunicorn(server, mnist_test, style):
     images, labels = mnist_test
     chosen = np.random.default_rng(11).choice(len(images), PER_STYLE, replace=False)
-    answers = [post(server, data, kind) for data, kind in generate(style, images[chosen], seed=11)]
+    answers = [post(server, data) for data, _ in generate(style, images[chosen], seed=11)]
     assert all(answer["digit_found"] for answer in answers)
     correct = sum(answer["prediction"] == label for answer, label in zip(answers, labels[chosen]))
     assert correct >= PER_STYLE - 1
@@ -32,7 +32,7 @@ def test_style_is_read_right_through_gunicorn(server, mnist_test, style):
 
 @pytest.mark.parametrize("name", no_digit_pictures())
 def test_pictures_without_a_digit_are_flagged(server, name):
-    answer = post(server, no_digit_pictures()[name], "image/png")
+    answer = post(server, no_digit_pictures()[name])
     assert answer["digit_found"] is False
     assert answer["box"] is None
     assert len(answer["probabilities"]) == 10
@@ -68,14 +68,14 @@ def test_box_is_where_the_digit_was_written(server, mnist_test, orientation):
     stored = upright if TURN_TO_STORE[orientation] is None else upright.transpose(TURN_TO_STORE[orientation])
     buffer = io.BytesIO()
     stored.save(buffer, "JPEG", quality=90, exif=exif)
-    answer = post(server, buffer.getvalue(), "image/jpeg")
+    answer = post(server, buffer.getvalue())
     assert answer["prediction"] == labels[index]
     assert overlap(answer["box"], drawn) > 0.7
 
 
 def test_box_of_a_digit_in_mnist_form_is_its_ink(server, mnist_test):
     images, _ = mnist_test
-    answer = post(server, encode_mode(images[5], "L", "PNG"), "image/png")
+    answer = post(server, encode_mode(images[5], "L", "PNG"))
     rows, cols = np.nonzero(images[5])
     assert answer["box"] == {"x": cols.min(), "y": rows.min(), "width": np.ptp(cols) + 1, "height": np.ptp(rows) + 1}
 
@@ -92,7 +92,7 @@ def test_every_mode_and_format(client, mnist_test, mode, format):
     for index in (0, 1, 2):
         data = encode_mode(dark_on_light(images[index]), mode, format)
         assert Image.open(io.BytesIO(data)).mode.startswith(mode.split(";")[0])
-        answer = client.post("/prediction", data={"image": (io.BytesIO(data), "x")}).json
+        answer = post_image(client, data).json
         assert answer["prediction"] == labels[index]
 
 
@@ -103,7 +103,7 @@ def test_light_strokes_on_a_transparent_background(client, mnist_test):
     rgba[..., 3] = np.asarray(Image.fromarray(images[4]).resize((140, 140)))
     buffer = io.BytesIO()
     Image.fromarray(rgba, "RGBA").save(buffer, "PNG")
-    answer = client.post("/prediction", data={"image": (io.BytesIO(buffer.getvalue()), "x.png")}).json
+    answer = post_image(client, buffer.getvalue()).json
     assert answer["prediction"] == labels[4]
 
 
@@ -114,7 +114,7 @@ def test_animated_gif_is_read_from_its_first_frame(client, mnist_test):
     buffer = io.BytesIO()
     frames[0].save(buffer, "GIF", save_all=True, append_images=frames[1:], duration=100)
     assert Image.open(io.BytesIO(buffer.getvalue())).n_frames == 2
-    answer = client.post("/prediction", data={"image": (io.BytesIO(buffer.getvalue()), "x.gif")}).json
+    answer = post_image(client, buffer.getvalue()).json
     assert answer["prediction"] == labels[first]
 
 
@@ -126,5 +126,5 @@ def test_exif_orientation_is_applied(client, mnist_test):
     exif[0x0112] = 6  # "rotate 90° clockwise to view"
     buffer = io.BytesIO()
     upright.transpose(Image.Transpose.ROTATE_90).save(buffer, "JPEG", quality=95, exif=exif)
-    answer = client.post("/prediction", data={"image": (io.BytesIO(buffer.getvalue()), "x.jpg")}).json
+    answer = post_image(client, buffer.getvalue()).json
     assert answer["prediction"] == 7

@@ -3,7 +3,6 @@ is, a canary share, per-version metrics summed over workers, and a label change 
 
 from __future__ import annotations
 
-import io
 import json
 import re
 import signal
@@ -12,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
-from helpers import Load, cli, copy_store, encode
+from helpers import Load, cli, copy_store, encode, post_image, post_upload
 from prometheus_client.parser import text_string_to_metric_families
 
 from bench.harness import ROOT, gunicorn
@@ -46,10 +45,6 @@ def image(mnist_test):
     return encode(mnist_test[0][0])
 
 
-def post(url: str, image: bytes, session=requests) -> requests.Response:
-    return session.post(url, files={"image": ("d.png", image)}, timeout=10)
-
-
 def test_models_list_shows_the_labels(store):
     listed = cli("models", "list", "--model-dir", str(store)).stdout.splitlines()
     assert [line.split()[0] for line in listed] == ["mnist:1", "mnist:2", "mnist:3"]
@@ -72,9 +67,9 @@ def test_each_route_answers_with_the_version_or_label_it_names(served, image, mn
     instances = {"instances": (mnist_test[0][:2] / 255.0).tolist()}
     base = served.url
     for query, model in (("?version=1", "mnist:1"), ("?version=3", "mnist:3"), ("?label=stable", "mnist:1"), ("?label=canary", "mnist:2")):
-        answer = post(base + "/prediction" + query, image)
+        answer = post_upload(base, image, path="/prediction" + query)
         assert answer.status_code == 200 and answer.json()["model"] == model == answer.headers["X-Model"], query
-    batch = requests.post(base + "/prediction?version=2", files=[("image", ("a.png", image)), ("image", ("b.png", image))], timeout=10)
+    batch = post_upload(base, image, image, path="/prediction?version=2")
     assert batch.json()["model"] == "mnist:2" and [p["model"] for p in batch.json()["predictions"]] == ["mnist:2"] * 2
     for path, model in (("/v1/models/mnist/versions/1:predict", "mnist:1"), ("/v1/models/mnist/labels/canary:predict", "mnist:2")):
         # as `curl -d` sends it: JSON with curl's form Content-Type, which TF Serving reads as JSON too
@@ -112,7 +107,7 @@ def test_each_route_answers_with_the_version_or_label_it_names(served, image, mn
 )
 def test_an_unknown_version_or_label_is_a_404_naming_the_ones_there_are(served, image, method, path, names):
     if method == "post" and path.startswith("/prediction"):
-        answer = post(served.url + path, image)
+        answer = post_upload(served.url, image, path=path)
     elif method == "post":
         answer = requests.post(served.url + path, json={"instances": [[[0.0] * 28] * 28]}, timeout=10)
     else:
@@ -143,7 +138,7 @@ def test_canary_share_and_per_version_metrics_summed_over_workers(served, image)
     short of a 5-sigma fluke); the per-version metrics, summed over both workers, count every one."""
     before = scraped(served)
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda _: post(served.url + "/prediction", image), range(400)))
+        answers = list(pool.map(lambda _: post_upload(served.url, image), range(400)))
     assert {answer.status_code for answer in answers} == {200}
     models = Counter(answer.json()["model"] for answer in answers)
     assert set(models) == {"mnist:2", "mnist:3"} and 40 <= models["mnist:2"] <= 120, models
@@ -187,13 +182,12 @@ def test_a_label_change_rolls_out_on_hup_with_zero_failed_requests(served, store
 
 def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):
     copy_store(tmp_path)
-    upload = lambda: {"image": (io.BytesIO(image), "d.png")}  # noqa: E731
     newest = create_app({"MODEL_DIR": str(tmp_path), "MODEL_VERSIONS_LOADED": 1}).test_client()
     status = newest.get("/v1/models/mnist").json["model_version_status"]
     assert [(s["version"], s["state"], s["status"]["error_code"]) for s in status] == [
         ("3", "AVAILABLE", "OK"), ("2", "END", "OK"), ("1", "END", "OK")]  # fmt: skip
     assert "MODEL_VERSIONS_LOADED" in status[1]["status"]["error_message"]
-    assert newest.post("/prediction?version=1", data=upload()).status_code == 404
+    assert post_image(newest, image, path="/prediction?version=1").status_code == 404
 
     (tmp_path / "mnist" / "3" / "model.tflite").write_bytes(b"not a flatbuffer")
     (tmp_path / "mnist" / "labels.json").write_text('{"stable": 1}')
@@ -201,14 +195,14 @@ def test_versions_loaded_policy_and_a_pinned_broken_version(tmp_path, image):
     status = fallback.get("/v1/models/mnist").json["model_version_status"]
     # 3 is wanted but broken, so 2 is loaded in its place; 1 is loaded for its label.
     assert [(s["version"], s["state"]) for s in status] == [("3", "END"), ("2", "AVAILABLE"), ("1", "AVAILABLE")]
-    assert fallback.post("/prediction", data=upload()).json["model"] == "mnist:2"
+    assert post_image(fallback, image).json["model"] == "mnist:2"
 
     pinned = create_app({"MODEL_DIR": str(tmp_path), "MODEL_VERSION": 3}).test_client()
     assert pinned.get("/readyz").status_code == 503 and "mnist:3" in pinned.get("/readyz").json["error"]
-    assert pinned.post("/prediction", data=upload()).status_code == 503
-    named = pinned.post("/prediction?label=stable", data=upload())
+    assert post_image(pinned, image).status_code == 503
+    named = post_image(pinned, image, path="/prediction?label=stable")
     assert named.status_code == 200 and named.json["model"] == "mnist:1"
-    broken = pinned.post("/prediction?version=3", data=upload())
+    broken = post_image(pinned, image, path="/prediction?version=3")
     assert broken.status_code == 503 and "failed to load" in broken.json["error"]
 
 
@@ -217,7 +211,7 @@ def test_a_new_version_labelled_canary_gets_only_its_share(tmp_path, image):
     write_label(tmp_path, "mnist", "canary", 3)
     for percent, default in ((0, "mnist:2"), (100, "mnist:3")):
         client = create_app({"MODEL_DIR": str(tmp_path), "CANARY_PERCENT": percent}).test_client()
-        assert client.post("/prediction", data={"image": (io.BytesIO(image), "d.png")}).json["model"] == default
+        assert post_image(client, image).json["model"] == default
         assert client.get("/readyz").json["model"] == "mnist:2"
 
 
