@@ -14,7 +14,6 @@ import cv2
 import numpy as np
 import simplejpeg
 from PIL import Image, ImageOps, UnidentifiedImageError
-from scipy import ndimage
 
 try:
     from ._mnist_form import mnist_form_field
@@ -27,7 +26,6 @@ cv2.setNumThreads(1)
 
 SUPPORTED_FORMATS = ("PNG", "JPEG", "GIF", "BMP", "WEBP", "TIFF")
 MIN_SIDE = 8
-COARSE_SIDE = 48  # resolution of the background estimate: lighting and paper vary slowly
 WORK_SIDE = 256  # long side the digit is searched at: small digits survive, big photos stay cheap
 FIELD, BOX = 28, 20
 MIN_CONTRAST = 40 / 255  # below this much ink/background difference the picture is blank
@@ -36,7 +34,6 @@ EDGE_INK_RATIO = 0.5  # a digit leaves the picture's edges emptier than its midd
 # Pillow's own bomb check would raise before ours with a different message; ours is the limit.
 Image.MAX_IMAGE_PIXELS = None
 
-EIGHT_NEIGHBOURS = np.ones((3, 3), bool)
 ALPHA_MODES = ("RGBA", "LA", "PA", "La", "RGBa")
 
 JPEG_START = b"\xff\xd8"
@@ -131,12 +128,19 @@ def open_image(data: bytes, max_pixels: int) -> Image.Image:
         check_jpeg_scans(data, *image.size)
     else:
         check_decoded_bytes(image, data)
-    image.draft("RGB" if image.mode == "CMYK" else image.mode, (WORK_SIDE, WORK_SIDE))
+    draft_luminance(image)
     try:
         image.load()
     except Exception as exc:
         raise ImageError(f"the image is corrupt or truncated: {exc}") from None
     return image
+
+
+def draft_luminance(image: Image.Image) -> None:
+    """Ask Pillow to decode a JPEG at a reduced scale (:func:`draft_scale`), as luminance where
+    libjpeg can compute it itself (the colour is thrown away anyway); a no-op for other formats."""
+    scale = draft_scale(*image.size)
+    image.draft("L" if image.mode in ("RGB", "L") else "RGB", (image.width // scale, image.height // scale))
 
 
 def check_decoded_bytes(image: Image.Image, data: bytes) -> None:
@@ -171,8 +175,11 @@ def to_grayscale(image: Image.Image) -> np.ndarray:
     """
     if may_be_rotated(image):
         image = ImageOps.exif_transpose(image)
-    if max(image.size) > WORK_SIDE:
-        image = shrink(image)
+    return fit_within(luminance(shrink(image)), WORK_SIDE)
+
+
+def luminance(image: Image.Image) -> np.ndarray:
+    """:func:`to_grayscale` of an upright picture, at its size."""
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return stretch(np.asarray(image, dtype=np.float32))
     if image.mode in ALPHA_MODES:
@@ -195,16 +202,22 @@ def may_be_rotated(image: Image.Image) -> bool:
 
 
 def shrink(image: Image.Image) -> Image.Image:
-    if image.mode in ("P", "1", "CMYK"):
-        image = image.convert("RGB")
-    scale = WORK_SIDE / max(image.size)
-    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.BOX)
+    """A large picture averaged down by a whole factor (Pillow's ``reduce``, its cheapest resampling)
+    to under twice ``WORK_SIDE``; OpenCV's area averaging brings the grey array to the size after."""
+    factor = max(image.size) // WORK_SIDE
+    if factor < 2:
+        return image
+    if image.mode in ("P", "PA", "1", "CMYK"):  # averaged as colours, not palette indices
+        image = image.convert("RGBA" if image.mode == "PA" else "RGB")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    return image.reduce(factor)
 
 
 def draft_scale(width: int, height: int) -> int:
-    """Pillow's draft rule: the largest of 8, 4, 2 and 1 that leaves both sides at least ``WORK_SIDE``."""
-    fits = min(width // WORK_SIDE, height // WORK_SIDE)
+    """The JPEG decoding scale: the largest of 8, 4, 2 and 1 that leaves the longer side at least
+    ``WORK_SIDE`` (Pillow's ``draft`` picks the same when asked for the sides divided by it)."""
+    fits = max(width, height) // WORK_SIDE
     return next(scale for scale in (8, 4, 2, 1) if scale <= max(fits, 1))
 
 
@@ -216,40 +229,14 @@ def stretch(values: np.ndarray) -> np.ndarray:
 
 
 def ink_map(gray: np.ndarray) -> np.ndarray:
-    """Ink as bright values on zero, whichever way round the picture was and however lit.
+    """Ink as bright values on zero, whichever way round the picture was, in a picture no larger
+    than twice MNIST's field (larger ones go through :func:`find_digit`).
 
-    The background is the border's median (a digit covers little of the border). On a picture
-    larger than MNIST's, uneven paper or lighting is removed too: see :func:`paper_level`.
+    The background is the border's median (a digit covers little of the border).
     """
     border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
     ink = 255 - gray if np.median(border) > 127 else gray
-    if max(ink.shape) > 2 * FIELD:
-        ink = ink - paper_level(ink)
     return np.clip(ink - np.median(ink), 0, None) / 255
-
-
-def paper_level(ink: np.ndarray) -> np.ndarray:
-    """A smooth estimate of the background under the ink, from the pixels that are not ink.
-
-    Otsu's split marks likely ink; the background is a normalised blur of everything else (ink
-    pixels get no weight), so thick strokes are never mistaken for uneven paper. All of it runs on
-    a coarse copy, since paper and light vary slowly.
-    """
-    scale = COARSE_SIDE / max(ink.shape)
-    coarse = ndimage.zoom(ink, [max(scale, 1 / side) for side in ink.shape], order=1, grid_mode=True, mode="nearest")
-    level = np.full_like(coarse, np.median(coarse))
-    for _ in range(2):  # the second pass re-marks ink once the first has flattened the lighting
-        residual = (coarse - level) / 255
-        weight = ~ndimage.maximum_filter(residual > otsu_threshold(residual), size=3)
-        level = normalised_blur(coarse, weight, sigma=COARSE_SIDE / 8)
-    zoom = (ink.shape[0] / level.shape[0], ink.shape[1] / level.shape[1])
-    return ndimage.zoom(level, zoom, order=1, grid_mode=True, mode="nearest")[: ink.shape[0], : ink.shape[1]]
-
-
-def normalised_blur(values: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """A Gaussian blur that only averages the pixels with weight, filling the others in."""
-    weight = weight.astype(np.float32)
-    return ndimage.gaussian_filter(values * weight, sigma) / np.maximum(ndimage.gaussian_filter(weight, sigma), 1e-3)
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
@@ -268,11 +255,10 @@ def otsu_threshold(values: np.ndarray, bins: int = 64) -> float:
 def digit_mask(ink: np.ndarray) -> np.ndarray:
     """Pixels of the strokes: above Otsu's threshold, in components big enough to be strokes."""
     mask = ink > max(otsu_threshold(ink), 0.1 * ink.max())
-    labels, count = ndimage.label(mask, structure=EIGHT_NEIGHBOURS)
-    if count > 1:
-        sizes = np.bincount(labels.ravel())[1:]
-        keep = np.flatnonzero(sizes >= 0.1 * sizes.max()) + 1
-        mask = np.isin(labels, keep)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
+    if count > 2:
+        sizes = stats[:, cv2.CC_STAT_AREA]
+        mask = (sizes >= 0.1 * sizes[1:].max())[labels] & mask
     return mask
 
 
@@ -286,8 +272,8 @@ def looks_like_noise(mask: np.ndarray) -> bool:
 
 def fit_to_field(ink: np.ndarray) -> np.ndarray:
     """Scale the bounding box to fit 20x20 and place it in 28x28 by its centre of mass."""
-    rows, cols = np.nonzero(ink)
-    crop = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+    x, y, w, h = ink_box(ink)
+    crop = ink[y : y + h, x : x + w]
     scale = BOX / max(crop.shape)
     size = (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale)))
     box = np.asarray(Image.fromarray(crop).resize(size, Image.Resampling.LANCZOS))
@@ -303,10 +289,11 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 
 
 # Finding the digit in a photo of paper (pictures larger than 2x MNIST's field). The steps, all in
-# OpenCV on the <= WORK_SIDE picture: find a sheet lying on a darker surface; the ink as each
-# pixel's darkness relative to the paper around it (a morphological closing, which follows hard
+# OpenCV on a copy at most ANALYSIS_SIDE long: find a sheet lying on a darker surface; the ink as
+# each pixel's darkness relative to the paper around it (a morphological closing, which follows hard
 # shadow edges and glare exactly); remove long thin straight lines (rules, margins, printed frames);
-# of what is left, keep the most digit-like component and the strokes near it.
+# of what is left, keep the most digit-like component and the strokes near it (a small digit's
+# strokes read again from the <= WORK_SIDE picture).
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -317,6 +304,8 @@ LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
+ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
+DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
 
 
 def sheet_region(gray: np.ndarray) -> np.ndarray | None:
@@ -368,14 +357,14 @@ def dark_on_light(gray: np.ndarray) -> bool:
     return median / low >= high / median
 
 
-def relative_ink(gray: np.ndarray, sheet: np.ndarray | None, side: int) -> tuple[np.ndarray, np.ndarray]:
+def relative_ink(gray: np.ndarray, light_ink: bool, side: int) -> tuple[np.ndarray, np.ndarray]:
     """The ink as (darkness relative to the paper around it, absolute contrast), both 0..1.
 
     The paper's level is a closing ``side`` wide, wider than any stroke (an opening for light ink on a dark
     board): it follows gradients, glare and a shadow's straight hard edge, so none of them looks
-    like ink. A sheet on a surface is always dark ink on paper."""
+    like ink."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    if sheet is None and not dark_on_light(gray):
+    if light_ink:
         board = cv2.morphologyEx(gray, cv2.MORPH_OPEN, kernel)
         paper, darkness = 255 - board, cv2.subtract(gray, board)
     else:
@@ -394,7 +383,7 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     pixels on straight runs of at least ``LINE_SEGMENT`` along the line's direction, with gaps
     shorter than a segment bridged. Such a run, longer than ``LINE_SHORTEST`` of the picture or
     reaching its edge (a rule cut short by the digit), can be a printed line: see
-    :func:`printed_line`. A digit's straight strokes are thicker for their length.
+    :func:`printed_lines`. A digit's straight strokes are thicker for their length.
     """
     height, width = mask.shape
     side = max(height, width)
@@ -409,17 +398,11 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
         x, y, w, h = (stats[:, i] for i in range(4))
         length = w if horizontal else h
         touches = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
-        candidates = np.flatnonzero((length >= LINE_SHORTEST * side) | (touches & (length >= 2 * segment)))
-        rows, cols = np.nonzero(straight)
-        order = np.argsort(labels[rows, cols], kind="stable")
-        rows, cols = rows[order], cols[order]
-        bounds = np.searchsorted(labels[rows, cols], np.arange(count + 1))
-        found, thickest = np.zeros_like(mask), 0.0
-        for label in candidates[candidates > 0]:
-            mine = slice(bounds[label], bounds[label + 1])
-            for on_line, thickness in printed_lines(*((cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])), side):
-                found[rows[mine][on_line], cols[mine][on_line]] = 1
-                thickest = max(thickest, thickness)
+        candidate = (length >= LINE_SHORTEST * side) | (touches & (length >= 2 * segment))
+        candidate[0] = False
+        if not candidate.any():
+            continue
+        found, thickest = printed_lines(straight, labels, candidate, length, horizontal, side)
         found_any |= found
         if thickest:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
             across = round(thickest) + 4
@@ -428,50 +411,101 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     return mask & ~lines & 1, found_any
 
 
-def printed_lines(along: np.ndarray, across: np.ndarray, side: int) -> list[tuple[np.ndarray, float]]:
-    """:func:`printed_line` for a straight run, or when it is none, for each band of it that is
-    (two parallel lines joined by a digit touching both are one run)."""
-    line = printed_line(along, across, side)
-    if line is not None:
-        return [line]
-    span = int(along.max() - along.min() + 1)
-    strong = np.bincount(across - across.min()) >= 0.85 * span  # a line spans the run; strokes rarely do
-    count, bands = cv2.connectedComponents(cv2.dilate(strong.astype(np.uint8)[:, None], np.ones((3, 1), np.uint8)))
-    if count <= 2:  # one band or none: nothing else to try
-        return []
-    lines = []
-    band_of = bands[across - across.min(), 0]
-    for band in range(1, count):
-        mine = band_of == band
-        line = printed_line(along[mine], across[mine], side)
-        if line is not None:
-            on_line = np.zeros_like(mine)
-            on_line[mine] = line[0]
-            lines.append((on_line, line[1]))
-    return lines
+def printed_lines(
+    straight: np.ndarray, labels: np.ndarray, candidate: np.ndarray, length: np.ndarray, horizontal: bool, side: int
+) -> tuple[np.ndarray, float]:
+    """The pixels of the candidate runs (``length`` long, by label) that are printed lines (see
+    :func:`fit_lines`), and the thickest line's thickness (0 when there is none).
+
+    A run that is no line as a whole can still hold several, in bands across it (two parallel lines
+    joined by a digit touching both are one run): each band of a run with two or more is tried on
+    its own. All runs are measured at once, in tables of pixel counts per run and column (row)."""
+    rows, cols = np.nonzero(straight)
+    label = labels[rows, cols]
+    mine = candidate[label]
+    group = (np.cumsum(candidate) - 1)[label[mine]]  # the run's index among the candidates
+    along, across = (cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])
+    on_line, thickness = fit_lines(group, along, across, int(candidate.sum()), side)
+    thickest = float(np.nanmax(thickness, initial=0))
+    band = bands_of_runs(group, across, length[candidate], failed=np.isnan(thickness))
+    if band is not None:
+        in_band = band >= 0
+        ids, sub = np.unique(band[in_band], return_inverse=True)
+        on_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], len(ids), side)
+        on_line[np.flatnonzero(in_band)[on_band]] = True
+        thickest = max(thickest, float(np.nanmax(band_thickness, initial=0)))
+    found = np.zeros_like(straight)
+    found[(across[on_line], along[on_line]) if horizontal else (along[on_line], across[on_line])] = 1
+    return found, thickest
 
 
-def printed_line(along: np.ndarray, across: np.ndarray, side: int) -> tuple[np.ndarray, float] | None:
-    """Of a straight run's pixels (their coordinates along and across its direction), those on a
-    printed line: the run is thin and long for its thickness and its middle is straight and tilted
-    by at most ``LINE_TILT``. The pixels in its band and its thickness, or None when it is no
-    printed line.
-
-    Thickness and middle come from the run's clean columns (rows), those no stroke touches."""
-    offset = along - along.min()
-    counts = np.bincount(offset)
+def fit_lines(group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+    """For pixels of straight runs (their run, and their coordinates along and across its
+    direction): whether each lies on a printed line, and each run's thickness (NaN when it is no
+    line). A printed line is thin, long for its thickness, its middle straight and tilted by at
+    most ``LINE_TILT``; thickness and middle come from the run's clean columns (rows), those no
+    stroke touches. The pixels within half its thickness of the middle (plus a margin) are on it."""
+    length = int(along.max()) + 1
+    cell = group * length + along
+    counts = np.bincount(cell, minlength=groups * length).reshape(groups, length).astype(np.float64)
+    middles = np.bincount(cell, weights=across, minlength=groups * length).reshape(groups, length) / np.maximum(counts, 1)
     present = counts > 0
-    middles = np.bincount(offset, weights=across) / np.maximum(counts, 1)
-    thickness = float(np.median(counts[present]))
-    clean = present & (counts <= 1.5 * thickness + 1)
-    if thickness > LINE_THICKEST * side or present.sum() < LINE_RATIO * thickness or clean.sum() < 0.6 * present.sum():
+    spans = present.sum(axis=1)
+    thickness = row_median(counts, spans)
+    clean = present & (counts <= 1.5 * thickness[:, None] + 1)
+    cleans = clean.sum(axis=1)
+    slope, intercept = line_fit(clean, middles)
+    residual = np.where(clean, middles - (intercept[:, None] + slope[:, None] * np.arange(length)), np.finfo(np.float64).max)
+    residual.sort(axis=1)
+    rows = np.arange(groups)
+    spread = residual[rows, cleans * 9 // 10] - residual[rows, cleans // 10]
+    line = (
+        (thickness <= LINE_THICKEST * side) & (spans >= LINE_RATIO * thickness) & (cleans >= 0.6 * spans)
+        & (np.abs(slope) <= LINE_TILT) & (spread <= 2)
+    )  # fmt: skip
+    on_line = line[group] & (np.abs(across - (intercept[group] + slope[group] * along)) <= thickness[group] / 2 + 1.5)
+    return on_line, np.where(line, thickness, np.nan)
+
+
+def row_median(counts: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """The median of each row's nonzero entries (``present`` of them), all entries being >= 0."""
+    ordered = np.sort(counts, axis=1)
+    last, rows = counts.shape[1] - 1, np.arange(len(counts))
+    start = counts.shape[1] - present
+    low = ordered[rows, np.minimum(start + (present - 1) // 2, last)]
+    high = ordered[rows, np.minimum(start + present // 2, last)]
+    return (low + high) / 2
+
+
+def line_fit(weight: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares line (slope, intercept) through each row's ``values`` where ``weight`` is
+    set, against the column index; flat through the value when a row has a single point."""
+    position = np.arange(values.shape[1], dtype=np.float64)
+    n = weight.sum(axis=1)
+    sx, sy = weight @ position, (weight * values).sum(axis=1)
+    sxx, sxy = weight @ position**2, (weight * values) @ position
+    denominator = n * sxx - sx**2
+    slope = np.where(denominator > 0, (n * sxy - sx * sy) / np.where(denominator > 0, denominator, 1), 0.0)
+    return slope, (sy - slope * sx) / np.maximum(n, 1)
+
+
+def bands_of_runs(group: np.ndarray, across: np.ndarray, spans: np.ndarray, failed: np.ndarray) -> np.ndarray | None:
+    """For runs (``spans`` long) that are no line as a whole: each pixel's band, a stretch of rows
+    (for horizontal runs) that each span most of the run, numbered apart from every other run's;
+    -1 outside bands and in other runs. None when no failed run has two bands or more."""
+    length = int(across.max()) + 1
+    counts = np.bincount(group * length + across, minlength=len(spans) * length).reshape(len(spans), length)
+    spanning = counts >= 0.85 * spans[:, None]  # a line spans the run; strokes rarely do
+    strong = spanning.copy()  # and a row either side of it, for its blurred edges
+    strong[:, 1:] |= spanning[:, :-1]
+    strong[:, :-1] |= spanning[:, 1:]
+    starts = strong.copy()
+    starts[:, 1:] &= ~strong[:, :-1]
+    multiple = failed & (starts.sum(axis=1) >= 2)
+    if not multiple.any():
         return None
-    positions = np.flatnonzero(clean)
-    slope, intercept = np.polyfit(positions, middles[clean], 1) if len(positions) > 1 else (0.0, middles[clean][0])
-    residual = np.sort(middles[clean] - (intercept + slope * positions))
-    if abs(slope) > LINE_TILT or residual[len(residual) * 9 // 10] - residual[len(residual) // 10] > 2:
-        return None
-    return np.abs(across - (intercept + slope * offset)) <= thickness / 2 + 1.5, thickness
+    band = np.where(strong & multiple[:, None], np.cumsum(starts, axis=1) - 1, -1)[group, across]
+    return np.where(band >= 0, group * length + band, -1)
 
 
 def widest_points(labels: np.ndarray, mask: np.ndarray, count: int) -> np.ndarray:
@@ -546,35 +580,70 @@ def to_mnist(gray: np.ndarray) -> Digit:
     mask = digit_mask(ink)
     if looks_like_noise(mask):
         return NOT_FOUND
-    strokes = ink * ndimage.maximum_filter(mask, size=3)
+    strokes = ink * cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
 def find_digit(gray: np.ndarray) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
 
-    A second pass, with the paper's closing only a few stroke widths wide, when the strokes found
-    are much thinner than the first pass allowed for: the wide closing also fills the narrow tips of
-    shadows and surfaces between bright paper, which then look like ink next to the digit."""
-    gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-    sheet = sheet_region(gray)
-    kernel = max(3, int(PAPER_KERNEL * min(gray.shape)) | 1)
-    found = strokes_in(gray, sheet, kernel)
+    The search runs on a copy at most ``ANALYSIS_SIDE`` long; a digit found smaller than
+    ``DETAILED_DIGIT`` there is read from the larger picture (:func:`strokes_in_detail`). A second
+    pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
+    thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
+    and surfaces between bright paper, which then look like ink next to the digit."""
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    small = fit_within(gray, ANALYSIS_SIDE)
+    sheet = sheet_region(small)
+    light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
+    kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
+    found = strokes_in(small, sheet, light_ink, kernel)
     if found is None:
         return NOT_FOUND
     chosen, relative = found
     width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
     narrower = max(5, round(3 * width + 3) | 1)
     if narrower < 0.6 * kernel:
-        found = strokes_in(gray, sheet, narrower) or found
-        chosen, relative = found
-    strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
-    return Digit(fit_to_field(strokes), found=True, box=ink_box(chosen))
+        found = strokes_in(small, sheet, light_ink, narrower)
+        if found is not None:
+            (chosen, relative), kernel = found, narrower
+    box = ink_box(chosen)
+    if small.shape == gray.shape or max(box[2:]) >= DETAILED_DIGIT:
+        strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
+    else:
+        strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel)
+    return Digit(fit_to_field(strokes), found=True, box=box).scaled(small.shape, gray.shape[::-1])
 
 
-def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, kernel: int) -> tuple[np.ndarray, np.ndarray] | None:
+def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
+    """The picture shrunk (by area averaging) so that its longer side is at most ``side``."""
+    scale = side / max(gray.shape)
+    if scale >= 1:
+        return gray
+    size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+
+
+def strokes_in_detail(gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int, int, int], light_ink: bool, kernel: int) -> np.ndarray:
+    """The relative ink of the strokes ``chosen`` in the shrunk copy, read from ``gray`` itself in
+    a window around them: a small digit keeps the detail the model needs, and only its window pays
+    for the larger picture's pixels."""
+    scale_y, scale_x = gray.shape[0] / chosen.shape[0], gray.shape[1] / chosen.shape[1]
+    x, y, w, h = box
+    margin = max(w, h)
+    left, top = max(0, x - margin), max(0, y - margin)
+    right, bottom = min(chosen.shape[1], x + w + margin), min(chosen.shape[0], y + h + margin)
+    window = gray[round(top * scale_y) : round(bottom * scale_y), round(left * scale_x) : round(right * scale_x)]
+    near = cv2.dilate(chosen[top:bottom, left:right].astype(np.uint8), np.ones((3, 3), np.uint8))
+    near = cv2.resize(near, window.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    relative, _ = relative_ink(window, light_ink, max(3, round(kernel * scale_x) | 1))
+    return relative * near
+
+
+def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
-    relative, darkness = relative_ink(gray, sheet, kernel)
+    relative, darkness = relative_ink(gray, light_ink, kernel)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
@@ -647,6 +716,4 @@ def read_jpeg_luminance(data: bytes, max_pixels: int) -> np.ndarray | None:
         gray = simplejpeg.decode_jpeg(data, colorspace="GRAY", min_width=-(-width // scale), min_height=-(-height // scale))
     except ValueError:
         return None
-    if max(gray.shape) > WORK_SIDE:
-        return np.asarray(shrink(Image.fromarray(gray[..., 0])))
-    return gray[..., 0]
+    return fit_within(gray[..., 0], WORK_SIDE)
