@@ -73,16 +73,14 @@ def main():
 @model_dir_option
 @name_option
 @click.option("--version", type=int, help="version to write; default: newest + 1")
-@click.option("--epochs", type=int, default=40, show_default=True)
+@click.option("--epochs", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--limit", type=int, help="train on the first N digits only (quick checks)")
-@click.option("--photos", type=int, help="training digits also photographed on paper; default: training.PHOTOS")
-def train(data, model_dir, name, version, epochs, seed, limit, photos):
+def train(data, model_dir, name, version, epochs, seed, limit):
     """Train on x_train and export a new model version (Keras + LiteRT + metadata)."""
     from .training import train as run_training
 
-    extra = {} if photos is None else {"photos": photos}
-    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, log=click.echo, **extra)
+    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, log=click.echo)
 
 
 @main.command()

@@ -14,15 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from .model import KERAS_FILE, METADATA_FILE, TFLITE_FILE, list_versions
-from .preprocessing import prepare_upload, to_mnist
+from .preprocessing import to_mnist
 from .runtimes import litert_runner
 
 VALIDATION_SIZE = 1000  # held out of x_train to watch training; x_test is never seen in training
-PHOTOS = 3000  # x_train digits also photographed on paper and read back by the serving preprocessing
-# The paper styles (bench/upload_styles.py) a training photo is drawn from, the hard ones twice as often.
-PHOTO_STYLES = {"notebook": 2, "form_field": 2, "note_on_desk": 2, "hard_shadow": 2, "coloured_paper": 1, "blur_tilt": 1, "near_edge": 1}
-PHOTO_CHUNK = 250  # digits per seeded chunk: the same photos whatever the number of processes
-PHOTO_SIMILARITY = 0.25  # a photo's crop less like the digit's own MNIST form shows something else
 
 
 def load_mnist(path: str | None):
@@ -42,53 +37,6 @@ def sha256_of(path: str) -> str:
 def preprocess_all(images: np.ndarray) -> np.ndarray:
     """The serving recipe applied to a stack of images, so training sees what the server sends."""
     return np.stack([to_mnist(image).pixels for image in images])
-
-
-def photo_crops(images: np.ndarray, seed: int, processes: int = 2) -> tuple[np.ndarray, np.ndarray]:
-    """Each digit written on paper in one of the paper styles, photographed, and read back the way
-    the server reads an upload: the crops (28x28) and which of them show the digit.
-
-    Preprocessing finds the digit but cannot remove everything around it: rule and frame remnants
-    crossing the strokes, the tip of a shadow or of the note's edge, blur and uneven ink. The model
-    learns to ignore them from these crops. A crop counts as showing the digit when one was found
-    and it is like the digit's own MNIST form (cosine ``PHOTO_SIMILARITY``); the others (a shadow's
-    wedge chosen instead of the digit) would only teach the model to see digits in wedges.
-
-    Rendering a photo costs far more than training on it, so the chunks run in ``processes``
-    processes; each chunk has its own seed, so the crops do not depend on how many there are."""
-    from concurrent.futures import ProcessPoolExecutor
-
-    chunks = [(images[start : start + PHOTO_CHUNK], (seed, start)) for start in range(0, len(images), PHOTO_CHUNK)]
-    if processes > 1 and len(chunks) > 1:
-        with ProcessPoolExecutor(processes) as pool:
-            crops = list(pool.map(photographed_crops, *zip(*chunks)))
-    else:
-        crops = [photographed_crops(*chunk) for chunk in chunks]
-    crops = np.concatenate(crops)
-    clean = preprocess_all(images).reshape(len(images), -1)
-    flat = crops.reshape(len(images), -1)
-    similarity = (clean * flat).sum(1) / np.maximum(np.linalg.norm(clean, axis=1) * np.linalg.norm(flat, axis=1), 1e-6)
-    return crops, similarity >= PHOTO_SIMILARITY
-
-
-def photographed_crops(images: np.ndarray, seed) -> np.ndarray:
-    """The served preprocessing's crops of the digits photographed in randomly chosen paper styles.
-    The generator lives beside the benchmarks (bench/upload_styles.py): training runs from the checkout."""
-    from bench.upload_styles import STYLES, Draw
-
-    rng = np.random.default_rng(seed)
-    names, weights = list(PHOTO_STYLES), np.array(list(PHOTO_STYLES.values()), float)
-    styles = rng.choice(names, len(images), p=weights / weights.sum())
-    draw = Draw(rng)
-    return np.stack([prepare_upload(STYLES[style](image, draw)[0], 10**8).pixels for style, image in zip(styles, images)])
-
-
-def with_photos(x: np.ndarray, y: np.ndarray, digits: np.ndarray, labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The preprocessed digits ``x`` and the crops of ``digits`` photographed that show the digit."""
-    if not len(digits):
-        return x, y
-    crops, shown = photo_crops(digits, seed)
-    return np.concatenate([x, crops[shown][..., None]]), np.concatenate([y, labels[shown]])
 
 
 def build_model():
@@ -153,7 +101,6 @@ def train(
     epochs: int,
     seed: int = 1,
     limit: int | None = None,
-    photos: int = PHOTOS,
     log=print,
 ) -> Path:
     """Train on x_train only, export Keras + LiteRT into a new version folder, return it."""
@@ -168,15 +115,10 @@ def train(
     x = preprocess_all(x_train)[..., None]
     order = np.random.default_rng(seed).permutation(len(x))
     valid, fit = order[: min(VALIDATION_SIZE, len(x) // 10)], order[min(VALIDATION_SIZE, len(x) // 10) :]
-    photographed = fit[:photos]
-    valid_photographed = valid[: len(valid) * len(photographed) // max(len(fit), 1)]  # the same share
-    log(f"photographing {len(photographed)} training digits and {len(valid_photographed)} validation digits on paper")
-    fit_x, fit_y = with_photos(x[fit], y_train[fit], x_train[photographed], y_train[photographed], seed)
-    valid_x, valid_y = with_photos(x[valid], y_train[valid], x_train[valid_photographed], y_train[valid_photographed], seed + 1)
 
     dataset = (
-        tf.data.Dataset.from_tensor_slices((fit_x, fit_y))
-        .shuffle(len(fit_x), seed=seed)
+        tf.data.Dataset.from_tensor_slices((x[fit], y_train[fit]))
+        .shuffle(len(fit), seed=seed)
         .batch(64)
         .map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
@@ -190,7 +132,7 @@ def train(
     model.fit(
         dataset,
         epochs=epochs,
-        validation_data=(valid_x, valid_y),
+        validation_data=(x[valid], y_train[valid]),
         verbose=2,
     )
     folder = Path(model_dir) / name / str(version or (max(list_versions(model_dir, name), default=0) + 1))
@@ -204,15 +146,10 @@ def train(
             "source": str(data) if data else "keras.datasets.mnist.load_data()",
             "sha256": sha256_of(data) if data else None,
             "split": "x_train",
-            "samples": int(len(fit_x)),
-            "validation_samples": int(len(valid_x)),
+            "samples": int(len(fit)),
+            "validation_samples": int(len(valid)),
         },
-        "training": {
-            "epochs": epochs,
-            "seed": seed,
-            "augmentation": f"rotation, zoom, shift, stroke width; {len(fit_x) - len(fit)} of the {len(fit)} digits "
-            "also as photos of paper read back by the serving preprocessing (bench/upload_styles.py paper styles)",
-        },
+        "training": {"epochs": epochs, "seed": seed, "augmentation": "rotation, zoom, shift, stroke width"},
         "evaluation": {"split": "x_test", "samples": int(len(x_test)), **evaluation},
         "input": {"shape": [28, 28], "dtype": "float32", "range": [0.0, 1.0], "ink": "bright on black"},
         "output": {"shape": [10], "meaning": "softmax probabilities of the digits 0-9"},

@@ -14,7 +14,7 @@ from helpers import DATA, ROOT, encode
 
 from mnist_flask.config import Defaults
 from mnist_flask.model import ModelNotFound, list_versions, load_classifier, version_dir
-from mnist_flask.training import photo_crops, preprocess_all
+from mnist_flask.training import preprocess_all
 
 CLI = Path(sys.executable).parent / "mnist-flask"
 
@@ -71,29 +71,16 @@ def test_evaluate_prints_accuracy_above_the_bar():
 
 
 def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
-    output = run_cli("train", "--data", str(DATA), "--model-dir", str(tmp_path), "--epochs", "1", "--limit", "600", "--photos", "20")
+    output = run_cli("train", "--data", str(DATA), "--model-dir", str(tmp_path), "--epochs", "1", "--limit", "600")
     assert "version 1: accuracy on x_test" in output
-    assert "photographing 20 training digits" in output
     folder = tmp_path / "mnist" / "1"
     assert {"model.keras", "model.tflite", "metadata.json"} <= {p.name for p in folder.iterdir()}
-    assert 540 < json.loads((folder / "metadata.json").read_text())["training_data"]["samples"] <= 560  # 540 digits, most photos
     fields = preprocess_all(mnist_test[0][:50])
     litert = load_classifier(tmp_path, "mnist", 1, "litert").predict(fields)
     keras = load_classifier(tmp_path, "mnist", 1, "keras").predict(fields)
     assert_same_predictions(litert, keras, agreement=0.95)  # one epoch on 600 digits: many close calls
     assert json.loads((folder / "metadata.json").read_text())["evaluation"]["litert_keras_agreement"] >= 0.95
     assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
-
-
-def test_training_photos_are_seeded_and_show_the_digit():
-    """The photographed training digits are the same on every run, and most crops are the digit."""
-    with np.load(DATA) as data:
-        images = data["x_train"][:8]
-    crops, shown = photo_crops(images, seed=3, processes=1)
-    again, _ = photo_crops(images, seed=3, processes=1)
-    np.testing.assert_array_equal(crops, again)
-    assert crops.shape == (8, 28, 28) and shown.sum() >= 6
-    assert not np.array_equal(crops, photo_crops(images, seed=4, processes=1)[0])
 
 
 def test_classify_a_folder_offline(tmp_path, mnist_test):
