@@ -330,19 +330,35 @@ def desk(shape: tuple[int, int], draw: Draw) -> np.ndarray:
     return np.clip(base[None, None, :] * texture[..., None], 0, 255)
 
 
-def warp_onto(page: np.ndarray, background: np.ndarray, draw: Draw, rotation: float, tilt: float, scale: float, centre) -> tuple[np.ndarray, np.ndarray]:
-    """Lay the page on the background: rotated, seen at a slant (perspective), scaled, centred at
-    ``centre`` (fractions of the background). Returns the picture and the 3x3 page->picture map."""
-    h, w = page.shape[:2]
+def page_to_picture(page_shape, picture_shape, rotation: float, tilt: float, scale: float, centre) -> np.ndarray:
+    """The 3x3 map of a page rotated, seen at a slant (perspective), scaled and centred at ``centre``
+    (fractions of the picture). Moving the centre moves every mapped point by the same amount."""
+    h, w = page_shape[:2]
     corners = np.float32([[0, 0], [w, 0], [w, h], [0, h]])
-    cx, cy = centre[0] * background.shape[1], centre[1] * background.shape[0]
+    cx, cy = centre[0] * picture_shape[1], centre[1] * picture_shape[0]
     cos, sin = np.cos(rotation), np.sin(rotation)
     moved = []
     for index, (x, y) in enumerate(corners - [w / 2, h / 2]):
         squeeze = 1 + tilt * (1 if index in (2, 3) else -1)  # the far edge looks shorter
         x, y = x * scale * squeeze, y * scale
         moved.append([cx + cos * x - sin * y, cy + sin * x + cos * y])
-    matrix = cv2.getPerspectiveTransform(corners, np.float32(moved))
+    return cv2.getPerspectiveTransform(corners, np.float32(moved))
+
+
+def centre_keeping_in_frame(box, page_shape, picture_shape, rotation: float, tilt: float, scale: float, centre):
+    """``centre`` moved just enough that the page's ``box`` (x, y, w, h) lies inside the picture:
+    a note may be partly out of frame, the digit on it may not (a cut-off digit has no right answer)."""
+    x, y, w, h = box
+    corners = np.float32([[[x, y]], [[x + w, y]], [[x + w, y + h]], [[x, y + h]]])
+    mapped = cv2.perspectiveTransform(corners, page_to_picture(page_shape, picture_shape, rotation, tilt, scale, centre))[:, 0]
+    shift = [np.clip(0, -mapped[:, axis].min(), size - mapped[:, axis].max()) for axis, size in ((0, picture_shape[1]), (1, picture_shape[0]))]
+    return centre[0] + shift[0] / picture_shape[1], centre[1] + shift[1] / picture_shape[0]
+
+
+def warp_onto(page: np.ndarray, background: np.ndarray, draw: Draw, rotation: float, tilt: float, scale: float, centre) -> tuple[np.ndarray, np.ndarray]:
+    """Lay the page on the background as :func:`page_to_picture` maps it. Returns the picture and the map."""
+    h, w = page.shape[:2]
+    matrix = page_to_picture(page.shape, background.shape, rotation, tilt, scale, centre)
     size = (background.shape[1], background.shape[0])
     warped = cv2.warpPerspective(page, matrix, size, flags=cv2.INTER_AREA)
     cover = cv2.warpPerspective(np.ones((h, w), np.float32), matrix, size, flags=cv2.INTER_LINEAR)[..., None]
@@ -455,11 +471,13 @@ def note_on_desk(digit, draw: Draw):
     note_shape = (note_side, int(note_side * draw.uniform(1.0, 1.5)))
     height = int(note_side * draw.uniform(0.45, 0.75, floor=0.3, ceiling=0.85))
     where = (int((note_side - height) * draw.uniform(0.2, 0.8)), int((note_shape[1] - height * 1.1) * draw.uniform(0.2, 0.8)))
-    page, _ = page_with_digit(digit, draw, note_shape, height, where, paper, str(draw.choice(["black", "blue", "blue", "red", "purple"])))
+    page, box = page_with_digit(digit, draw, note_shape, height, where, paper, str(draw.choice(["black", "blue", "blue", "red", "purple"])))
     scale = min(shape) / note_side * draw.uniform(0.55, 1.0, floor=0.4, ceiling=1.3)
     centre = (draw.uniform(0.3, 0.7, floor=0.15, ceiling=0.85), draw.uniform(0.3, 0.7, floor=0.15, ceiling=0.85))
     rotation = np.radians(draw.uniform(-15, 15))
-    rgb, _ = warp_onto(page, desk(shape, draw), draw, rotation, draw.uniform(-0.08, 0.08), scale, centre)
+    background, tilt = desk(shape, draw), draw.uniform(-0.08, 0.08)
+    centre = centre_keeping_in_frame(box, page.shape, shape, rotation, tilt, scale, centre)
+    rgb, _ = warp_onto(page, background, draw, rotation, tilt, scale, centre)
     return camera(shade(rgb, draw, hard=draw.random() < 0.3), draw), "image/jpeg"
 
 

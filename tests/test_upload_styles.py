@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import io
 
+import cv2
 import numpy as np
 import pytest
 from helpers import post_image, post_upload
 from PIL import Image
 
-from bench.upload_styles import MODE_FORMATS, STYLES, encode_mode, generate, no_digit_pictures
+from bench.upload_styles import MODE_FORMATS, STYLES, centre_keeping_in_frame, encode_mode, generate, no_digit_pictures, page_to_picture
 
 PER_STYLE = 10
 
@@ -28,6 +29,21 @@ def test_style_is_read_right_through_gunicorn(server, mnist_test, style):
     assert all(answer["digit_found"] for answer in answers)
     correct = sum(answer["prediction"] == label for answer, label in zip(answers, labels[chosen]))
     assert correct >= PER_STYLE - 1
+
+
+@pytest.mark.parametrize("centre", [(0.5, 0.5), (0.97, 0.5), (0.05, 0.02), (0.6, 1.0)])
+def test_a_note_partly_out_of_frame_keeps_its_digit_in_the_picture(centre):
+    """A note may be laid partly outside the picture, never so far that its digit is cut off (a
+    cut-off digit has no right answer); a digit already inside stays where it was drawn."""
+    page, picture, box, turn, tilt, scale = (300, 400), (600, 800), (250, 100, 120, 150), 0.2, 0.05, 1.3
+    moved = centre_keeping_in_frame(box, page, picture, turn, tilt, scale, centre)
+    x, y, w, h = box
+    corners = np.float32([[[x, y]], [[x + w, y]], [[x + w, y + h]], [[x, y + h]]])
+    mapped = cv2.perspectiveTransform(corners, page_to_picture(page, picture, turn, tilt, scale, moved))[:, 0]
+    assert mapped[:, 0].min() >= -1e-3 and mapped[:, 0].max() <= picture[1] + 1e-3
+    assert mapped[:, 1].min() >= -1e-3 and mapped[:, 1].max() <= picture[0] + 1e-3
+    if centre == (0.5, 0.5):
+        assert moved == centre
 
 
 @pytest.mark.parametrize("name", no_digit_pictures())
