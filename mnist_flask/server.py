@@ -293,11 +293,16 @@ class WsgiBridge:
     """An ASGI app that reads a request's body into memory (within ``Limits``), calls a WSGI app
     with it, and sends the app's answer through the event loop.
 
-    With one thread (Gunicorn's ``threads``) the app runs inline, in the loop's own thread: on short
-    CPU-bound requests a hand-off to a thread only adds a switch. With more, it runs in a pool of
-    that many threads, so that while one request decodes a large photo (libjpeg-turbo, OpenCV and
+    Small requests run inline, in the loop's own thread: on short CPU-bound work a hand-off to a
+    thread only adds a switch. Larger ones run in a pool of Gunicorn's ``threads`` threads (with
+    one, inline too), so that while one request decodes a large photo (libjpeg-turbo, OpenCV and
     LiteRT release the GIL) others go on: a shorter tail on mixed traffic (docs/performance.md).
     """
+
+    # Requests with bodies up to this size run inline even with a pool: a 28x28 upload, a health check
+    # or a tensor of a few digits costs about a millisecond, less than a hand-off to a thread and the
+    # GIL's switches would add to it, and it cannot hold the loop long; any real picture is larger.
+    INLINE_BYTES = 4096
 
     def __init__(self, app, limits: Limits, log_line, threads: int = 1) -> None:
         self.app = app
@@ -364,7 +369,7 @@ class WsgiBridge:
         self.log(scope, 503, len(body), started, None)
 
     async def respond(self, scope, send, body: bytes, length: int, complete: bool, started: float) -> None:
-        status, headers, answer = await self.run_app(self.environ(scope, body, length))
+        status, headers, answer = await self.run_app(self.environ(scope, body, length), len(body))
         request_id = None
         raw = []
         for name, value in headers:
@@ -383,10 +388,11 @@ class WsgiBridge:
             pass  # the client hung up mid-answer: logged with what was sent
         self.log(scope, status, sent, started, request_id)
 
-    async def run_app(self, environ: dict) -> tuple[int, list, bytes]:
-        """The app's whole answer: inline, or in the worker's thread pool, where the start of each
-        call is kept so that a call stuck in a thread silences the heartbeat as an inline one does."""
-        if self.pool is None:
+    async def run_app(self, environ: dict, size: int) -> tuple[int, list, bytes]:
+        """The app's whole answer: inline for a body of up to ``INLINE_BYTES`` (or with no pool), else
+        in the worker's thread pool, where the start of each call is kept so that a call stuck in a
+        thread silences the heartbeat as an inline one does."""
+        if self.pool is None or size <= self.INLINE_BYTES:
             return self.call_app(environ)
         call = object()
         self.running[call] = time.monotonic()
