@@ -16,10 +16,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", os.cpu_count() or 2))
 # thread, and the fastest Flask worker measured (docs/performance.md). The seconds a client gets to
 # send a whole request before a 408 are GUNICORN_REQUEST_TIMEOUT (30).
 worker_class = "mnist_flask.server.FlaskWorker"
-# The app runs in a pool of this many threads per worker: decoding and the model release the GIL, so
-# while one request decodes a photo others go on, and a small upload does not wait behind large ones
-# (on a mix of uploads, a quarter of the p99 of running it in the loop's thread; docs/performance.md).
-# 1 runs the app inline in the loop's thread, the cheapest when every upload is small.
+# Requests with a body over 4 KiB (any real picture) run the app in a pool of this many threads per
+# worker: decoding and the model release the GIL, so while one request decodes a photo others go on,
+# and a small upload does not wait behind large ones (docs/performance.md); smaller ones run inline in
+# the event loop, where they cost least. 1 runs every request inline.
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 # Connections one worker holds at most (each costs its buffers); one more gets a 503.
 worker_connections = 1000
