@@ -26,8 +26,8 @@ worker_connections = 1000
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.
 preload_app = False
 # Far longer than any request takes, the costliest accepted picture's included (docs/performance.md);
-# the heartbeat stops while a request holds the app, so a worker silent this long is stuck in a
-# request and replaced.
+# the heartbeat stops while a request holds the app inline (or once one has run this long in the
+# pool), so a worker silent this long is stuck in a request and replaced.
 timeout = 10
 # On SIGTERM or HUP, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = 30

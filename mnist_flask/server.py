@@ -493,8 +493,8 @@ class FlaskWorker(UvicornWorker):
     # No proxy-header rewriting (Gunicorn's workers never rewrote REMOTE_ADDR either; a proxy in front
     # is trusted through the app's own settings); it would be one more layer on every request.
     # The heartbeat goes out every second (uvicorn's default is half the timeout): with the app in the
-    # loop's thread, the master's timeout then measures how long one request has held it (with a
-    # pool, :meth:`callback_notify` keeps it so).
+    # loop's thread, the master's timeout then measures how long one request has held it (a call in
+    # the pool gets twice that: :meth:`callback_notify`).
     CONFIG_KWARGS = {"loop": "uvloop", "http": HttpProtocol, "lifespan": "off", "access_log": False,
                      "server_header": False, "headers": [("Server", "gunicorn")], "timeout_notify": 1, "proxy_headers": False}  # fmt: skip
 
@@ -516,8 +516,8 @@ class FlaskWorker(UvicornWorker):
         self.wsgi = WsgiBridge(self.wsgi, limits, log_line, self.cfg.threads)
 
     async def callback_notify(self) -> None:
-        """The heartbeat, held back while a call in the pool has run longer than a heartbeat's
-        interval, as the loop's thread would be held by the same call inline: a stuck call silences
-        the worker, and the master replaces it ``timeout`` seconds later."""
-        if self.wsgi.longest_call() < self.CONFIG_KWARGS["timeout_notify"]:
+        """The heartbeat, held back once a call in the pool has run for ``timeout`` seconds: the master
+        replaces the worker ``timeout`` seconds later. Not sooner, because eight threads sharing the
+        GIL can stretch a legitimate call to several times its CPU time."""
+        if self.wsgi.longest_call() < self.cfg.timeout:
             self.notify()
