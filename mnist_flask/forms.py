@@ -22,7 +22,7 @@ READ_SIZE = 64 * 1024
 
 
 def decoded(value: bytes) -> str:
-    """A header parameter as text: UTF-8 as browsers send it, never an exception on bad bytes."""
+    """A header parameter or a form field as text: UTF-8 as browsers send it, never an exception on bad bytes."""
     return value.decode("utf-8", "replace")
 
 
@@ -86,7 +86,7 @@ class Parts:
     def end(self) -> None:
         body = b"".join(self.data)
         if self.filename is None:
-            self.fields.append((self.name, body.decode("utf-8", "replace")))
+            self.fields.append((self.name, decoded(body)))
         else:
             self.files.append((self.name, FileStorage(BytesIO(body), self.filename, self.name, headers=Headers(self.headers))))
 
