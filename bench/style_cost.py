@@ -1,12 +1,12 @@
-"""Per upload style, in one process: preprocessing cost and accuracy of the served model.
+"""Per upload style, in one process: the cost of reading a picture, and the served model's accuracy.
 
     python -m bench.style_cost [--per-style 300] [--seed 0] [--held-out] [--styles notebook,form_field]
                                [--before main]
 
-The pictures are those of ``make upload-accuracy`` (x_test digits only, seeded); each is read and
-brought to the model's input by ``prepare_upload`` alone (median microseconds of the thread's CPU
-time per picture, best of three passes: on a shared machine it holds steadier than wall time), then
-all go to the newest model in one batch. The 28x28 MNIST PNG is the baseline the other styles'
+The pictures are those of ``make upload-accuracy`` (x_test digits only, seeded); each is read by
+``prepare_upload`` and answered by the newest model as the server answers it (``Classifier.answers``,
+second looks included): median microseconds of the thread's CPU time per picture, best of three
+passes (on a shared machine it holds steadier than wall time). The 28x28 MNIST PNG is the baseline the other styles'
 cost is compared with. ``--held-out`` draws the photo-of-paper styles from outside the parameter
 ranges the preprocessing was tuned on. ``--before REF`` also times (and scores) the preprocessing
 module of git revision REF on the same pictures, interleaved with the current one, so that both see
@@ -57,17 +57,17 @@ def measure(style: str, images: np.ndarray, labels: np.ndarray, seed: int, held_
             passes = []
             for data, _ in pictures:
                 start = time.thread_time()
-                prepare(data, MAX_PIXELS)
+                classifier.answers([prepare(data, MAX_PIXELS)])
                 passes.append(time.thread_time() - start)
             timings[name].append(passes)
     rows = {}
     for name, prepare in versions.items():
-        digits = [prepare(data, MAX_PIXELS) for data, _ in pictures]
-        predictions = classifier.predict(np.stack([digit.pixels for digit in digits])).argmax(axis=1)
+        answers = classifier.answers([prepare(data, MAX_PIXELS) for data, _ in pictures])
+        predictions = np.array([answer["prediction"] for answer in answers])
         rows[name] = {
             "microseconds": float(np.median(np.min(timings[name], axis=0))) * 1e6,
             "accuracy": float(np.mean(predictions == labels)),
-            "found": float(np.mean([digit.found for digit in digits])),
+            "found": float(np.mean([answer["digit_found"] for answer in answers])),
             "wrong": np.flatnonzero(predictions != labels)[:12].tolist(),
         }
     return rows

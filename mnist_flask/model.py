@@ -91,6 +91,9 @@ def describe_version(folder: Path) -> dict:
     }
 
 
+SECOND_LOOK_BELOW = 0.9  # a first reading the model is less sure of is read again, where the picture allows
+
+
 @dataclass
 class Classifier:
     """Probabilities for a batch of 28x28 float32 fields (ink 1.0 on 0.0), whatever layout, pixel
@@ -107,9 +110,28 @@ class Classifier:
         return f"{self.name}:{self.version}"
 
     def answers(self, digits: list[Digit]) -> list[dict]:
-        """One model call for the whole batch, then the API's answer for each digit."""
-        rounded = rounded_probabilities(self.predict(np.array([digit.pixels for digit in digits])))
-        return [self.answer(digit, row) for digit, row in zip(digits, rounded)]
+        """One model call for the whole batch (and one more for second looks), then the API's
+        answer for each digit."""
+        digits, probabilities = self.second_looks(digits, self.predict(np.array([digit.pixels for digit in digits])))
+        return [self.answer(digit, row) for digit, row in zip(digits, rounded_probabilities(probabilities))]
+
+    def second_looks(self, digits: list[Digit], probabilities: np.ndarray) -> tuple[list[Digit], np.ndarray]:
+        """Where a digit was not found, or the model gives it less than ``SECOND_LOOK_BELOW``, and
+        the picture can be read another way (:attr:`Digit.second_look`): the other reading, if it
+        finds a digit and the model is surer of it."""
+        doubtful = [
+            index for index, digit in enumerate(digits)
+            if digit.second_look and (not digit.found or probabilities[index].max() < SECOND_LOOK_BELOW)
+        ]  # fmt: skip
+        if not doubtful:
+            return digits, probabilities
+        others = [digits[index].second_look() for index in doubtful]
+        again = self.predict(np.array([other.pixels for other in others]))
+        digits, probabilities = list(digits), probabilities.copy()
+        for index, other, row in zip(doubtful, others, again):
+            if other.found and (not digits[index].found or row.max() > probabilities[index].max()):
+                digits[index], probabilities[index] = other, row
+        return digits, probabilities
 
     def answer(self, digit: Digit, probabilities: list[float]) -> dict:
         best = probabilities.index(max(probabilities))

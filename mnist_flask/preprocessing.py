@@ -8,7 +8,9 @@ the HTTP endpoints all go through :func:`to_mnist`, so the model never sees a di
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
+from functools import partial
+from typing import Callable
 
 import cv2
 import numpy as np
@@ -86,11 +88,16 @@ def check_jpeg_scans(data: bytes, width: int, height: int) -> None:
 @dataclass(frozen=True)
 class Digit:
     """A 28x28 float32 field in [0, 1], whether a digit-like shape was found in the picture, and
-    where: ``box`` is (x, y, width, height) of its strokes in the picture's pixels, None if not found."""
+    where: ``box`` is (x, y, width, height) of its strokes in the picture's pixels, None if not found.
+
+    ``second_look``, when set, reads the picture again another way (a photo split by a hard
+    shadow, read with each side's paper apart): the classifier takes it when the model doubts the
+    first reading (``Classifier.answers``)."""
 
     pixels: np.ndarray
     found: bool
     box: tuple[int, int, int, int] | None = None
+    second_look: Callable[[], Digit] | None = field(default=None, compare=False, repr=False)
 
     def where(self) -> dict | None:
         """The box as the API states it."""
@@ -99,13 +106,14 @@ class Digit:
     def scaled(self, from_shape: tuple[int, int], to_size: tuple[int, int]) -> Digit:
         """The same digit with its box moved from a picture of ``from_shape`` (rows, columns) to
         the same picture at ``to_size`` (width, height)."""
+        second_look = self.second_look and (lambda: self.second_look().scaled(from_shape, to_size))
         if self.box is None:
-            return self
+            return replace(self, second_look=second_look)
         sx, sy = to_size[0] / from_shape[1], to_size[1] / from_shape[0]
         x, y, w, h = self.box
         left, top = int(x * sx), int(y * sy)
         right, bottom = min(to_size[0], -int(-(x + w) * sx // 1)), min(to_size[1], -int(-(y + h) * sy // 1))
-        return Digit(self.pixels, self.found, (left, top, right - left, bottom - top))
+        return Digit(self.pixels, self.found, (left, top, right - left, bottom - top), second_look)
 
 
 NOT_FOUND = Digit(np.zeros((28, 28), np.float32), found=False)
@@ -293,7 +301,8 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # each pixel's darkness relative to the paper around it (a morphological closing, which follows hard
 # shadow edges and glare exactly); remove long thin straight lines (rules, margins, printed frames);
 # of what is left, keep the most digit-like component and the strokes near it (a small digit's
-# strokes read again from the <= WORK_SIDE picture).
+# strokes read again from the <= WORK_SIDE picture). Where a hard shadow splits the picture, a
+# second reading closes each side's paper apart; the model's doubt decides whether it is taken.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -306,6 +315,9 @@ NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much mor
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
+SHADE_SHARE = 0.08  # a shadow (or surface) covers at least this share of the picture, and leaves as much lit
+SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
+SEAM = 2  # pixels either side of a shadow's edge that its blur can cover
 
 
 def sheet_region(gray: np.ndarray) -> np.ndarray | None:
@@ -357,22 +369,76 @@ def dark_on_light(gray: np.ndarray) -> bool:
     return median / low >= high / median
 
 
-def relative_ink(gray: np.ndarray, light_ink: bool, side: int) -> tuple[np.ndarray, np.ndarray]:
+def relative_ink(gray: np.ndarray, light_ink: bool, side: int, shade: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ink as (darkness relative to the paper around it, absolute contrast), both 0..1.
 
     The paper's level is a closing ``side`` wide, wider than any stroke (an opening for light ink on a dark
     board): it follows gradients, glare and a shadow's straight hard edge, so none of them looks
-    like ink."""
+    like ink. Given where a hard shadow lies (``shade``, :func:`shaded_side`), each side of it has
+    its own paper (:func:`paper_level_by_side`)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    if light_ink:
-        board = cv2.morphologyEx(gray, cv2.MORPH_OPEN, kernel)
-        paper, darkness = 255 - board, cv2.subtract(gray, board)
+    if shade is None:
+        level = cv2.morphologyEx(gray, cv2.MORPH_OPEN if light_ink else cv2.MORPH_CLOSE, kernel)
     else:
-        paper = cv2.morphologyEx(gray, cv2.MORPH_CLOSE, kernel)
-        darkness = cv2.subtract(paper, gray)
+        level = paper_level_by_side(gray, shade, kernel, light_ink)
+    if light_ink:
+        paper, darkness = 255 - level, cv2.subtract(gray, level)
+    else:
+        paper, darkness = level, cv2.subtract(level, gray)
     paper = cv2.blur(paper, (3, 3)).astype(np.float32)
     darkness = darkness.astype(np.float32)
     return darkness / np.maximum(paper, 16), darkness / 255
+
+
+def paper_level_by_side(gray: np.ndarray, shade: np.ndarray, kernel: np.ndarray, light_ink: bool) -> np.ndarray:
+    """The paper's level where a shadow splits the picture: each side closed on its own (across
+    the split, the closing would fill the narrow tip of the darker side with the brighter side's
+    level, and the tip would look like ink). On the seam, where the shadow's blurred edge passes
+    from one level to the other, the paper is the darker side's level: the edge is no ink, and a
+    stroke crossing it still is."""
+    seam = np.ones((2 * SEAM + 1,) * 2, np.uint8)
+    sides = [cv2.erode(shade, seam).astype(bool), cv2.erode(1 - shade, seam).astype(bool)]
+    levels = [closed_within(gray, side, kernel, light_ink) for side in sides]
+    on_seam = (np.maximum if light_ink else np.minimum)(*levels)
+    return np.where(sides[0], levels[0], np.where(sides[1], levels[1], on_seam))
+
+
+def closed_within(gray: np.ndarray, inside: np.ndarray, kernel: np.ndarray, opening: bool) -> np.ndarray:
+    """A closing (an opening) of the picture that looks only at pixels ``inside`` a region: the
+    others take the value each step ignores (black for the maximum, white for the minimum). Near
+    the region, outside it, the result is the region's level there."""
+    first, second = (cv2.erode, cv2.dilate) if opening else (cv2.dilate, cv2.erode)
+    ignored_first, ignored_second = (255, 0) if opening else (0, 255)
+    step = first(np.where(inside, gray, ignored_first).astype(np.uint8), kernel)
+    reach = cv2.dilate(inside.astype(np.uint8), kernel).astype(bool)  # pixels whose first step saw the region
+    return second(np.where(reach, step, ignored_second).astype(np.uint8), kernel)
+
+
+def shaded_side(gray: np.ndarray, kernel: int) -> np.ndarray | None:
+    """Where a picture is split into two large areas of clearly different brightness, the darker
+    one (1) against the brighter (0): a hard shadow across the paper, or the surface a sheet lies
+    on; None when there is no such split. Found at ``SHEET_SIDE``, where strokes vanish, and
+    traced at full size, where an opening half the paper's ``kernel`` wide keeps strokes out of it."""
+    height, width = gray.shape
+    scale = SHEET_SIDE / max(height, width)
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(size) < 8:
+        return None
+    coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    threshold, dark = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+    share = dark.mean()
+    if not SHADE_SHARE <= share <= 1 - SHADE_SHARE:
+        return None
+    dark_level, bright_level = float(coarse[dark == 1].mean()), float(coarse[dark == 0].mean())
+    if bright_level < SHADE_RATIO * dark_level + 8:
+        return None
+    below = (cv2.blur(gray, (3, 3)) < threshold).astype(np.uint8)
+    below = cv2.morphologyEx(below, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel // 2 | 1,) * 2))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(below, connectivity=4)
+    large = stats[:, cv2.CC_STAT_AREA] >= SHADE_SHARE / 2 * gray.size  # a thick digit is no shadow
+    large[0] = False
+    return large[labels].astype(np.uint8) if large.any() else None
 
 
 def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -584,36 +650,44 @@ def to_mnist(gray: np.ndarray) -> Digit:
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
-def find_digit(gray: np.ndarray) -> Digit:
+def find_digit(gray: np.ndarray, shadows_apart: bool = False) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
 
     The search runs on a copy at most ``ANALYSIS_SIDE`` long; a digit found smaller than
     ``DETAILED_DIGIT`` there is read from the larger picture (:func:`strokes_in_detail`). A second
     pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
-    and surfaces between bright paper, which then look like ink next to the digit."""
+    and surfaces between bright paper, which then look like ink next to the digit.
+
+    Where a hard shadow splits the picture (:func:`shaded_side`), the digit can also be read with
+    each side's paper apart (``shadows_apart``): that reading removes the shadow's tips, but can
+    lose a stroke on the shadow's edge, so it is the second look, taken when the model doubts the first."""
     if gray.dtype != np.uint8:
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     small = fit_within(gray, ANALYSIS_SIDE)
     sheet = sheet_region(small)
     light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
     kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
-    found = strokes_in(small, sheet, light_ink, kernel)
+    shade = shaded_side(small, kernel)
+    second_look = None if shade is None or shadows_apart else partial(find_digit, gray, shadows_apart=True)
+    if not shadows_apart:
+        shade = None
+    found = strokes_in(small, sheet, light_ink, kernel, shade)
     if found is None:
-        return NOT_FOUND
+        return replace(NOT_FOUND, second_look=second_look)
     chosen, relative = found
     width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
     narrower = max(5, round(3 * width + 3) | 1)
     if narrower < 0.6 * kernel:
-        found = strokes_in(small, sheet, light_ink, narrower)
+        found = strokes_in(small, sheet, light_ink, narrower, shade)
         if found is not None:
             (chosen, relative), kernel = found, narrower
     box = ink_box(chosen)
     if small.shape == gray.shape or max(box[2:]) >= DETAILED_DIGIT:
         strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
     else:
-        strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel)
-    return Digit(fit_to_field(strokes), found=True, box=box).scaled(small.shape, gray.shape[::-1])
+        strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, shade)
+    return Digit(fit_to_field(strokes), found=True, box=box, second_look=second_look).scaled(small.shape, gray.shape[::-1])
 
 
 def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
@@ -625,7 +699,9 @@ def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
     return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
-def strokes_in_detail(gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int, int, int], light_ink: bool, kernel: int) -> np.ndarray:
+def strokes_in_detail(
+    gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int, int, int], light_ink: bool, kernel: int, shade: np.ndarray | None
+) -> np.ndarray:
     """The relative ink of the strokes ``chosen`` in the shrunk copy, read from ``gray`` itself in
     a window around them: a small digit keeps the detail the model needs, and only its window pays
     for the larger picture's pixels."""
@@ -637,13 +713,17 @@ def strokes_in_detail(gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int,
     window = gray[round(top * scale_y) : round(bottom * scale_y), round(left * scale_x) : round(right * scale_x)]
     near = cv2.dilate(chosen[top:bottom, left:right].astype(np.uint8), np.ones((3, 3), np.uint8))
     near = cv2.resize(near, window.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    relative, _ = relative_ink(window, light_ink, max(3, round(kernel * scale_x) | 1))
+    if shade is not None:
+        shade = cv2.resize(shade[top:bottom, left:right], window.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    relative, _ = relative_ink(window, light_ink, max(3, round(kernel * scale_x) | 1), shade)
     return relative * near
 
 
-def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int) -> tuple[np.ndarray, np.ndarray] | None:
+def strokes_in(
+    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, shade: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
-    relative, darkness = relative_ink(gray, light_ink, kernel)
+    relative, darkness = relative_ink(gray, light_ink, kernel, shade)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
@@ -652,9 +732,26 @@ def strokes_in(gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kern
     mask = (relative > max(0.1, 0.35 * peak)).astype(np.uint8) & unlined
     noisy = sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
+    if chosen is None:
+        return None
+    chosen = at_own_level(chosen, relative, unlined, sheet)
     if chosen is None or darkness[chosen].max() < MIN_CONTRAST:
         return None
     return chosen, relative
+
+
+def at_own_level(chosen: np.ndarray, relative: np.ndarray, unlined: np.ndarray, sheet: np.ndarray | None) -> np.ndarray | None:
+    """The strokes around the chosen ones, thresholded against their own darkness rather than the
+    picture's darkest structure: a digit in a shadow, next to the brighter paper's shadow tip or a
+    darker line, keeps its fainter strokes."""
+    level = float(cv2.blur(relative, (3, 3))[chosen].max())
+    x, y, w, h = ink_box(chosen)
+    reach = int(NEAR_DIGIT * max(w, h)) + 2
+    top, left = max(0, y - reach), max(0, x - reach)
+    window = (slice(top, y + h + reach), slice(left, x + w + reach))
+    mask = np.zeros_like(unlined)
+    mask[window] = (relative[window] > max(0.1, 0.35 * level)) & unlined[window]
+    return choose_digit(mask, relative, sheet)
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Digit:

@@ -13,7 +13,8 @@ import pytest
 from helpers import DATA, ROOT, encode
 
 from mnist_flask.config import Defaults
-from mnist_flask.model import ModelNotFound, list_versions, load_classifier, version_dir
+from mnist_flask.model import SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
+from mnist_flask.preprocessing import NOT_FOUND, Digit, to_mnist
 from mnist_flask.training import preprocess_all
 
 CLI = Path(sys.executable).parent / "mnist-flask"
@@ -114,3 +115,49 @@ def test_models_export_and_import(tmp_path):
     assert f"mnist:{newest}" in run_cli("models", "list", "--model-dir", str(store))
     refused = subprocess.run([str(CLI), "models", "import", "--model-dir", str(store), str(archive)], capture_output=True, text=True)
     assert refused.returncode != 0 and "exists already" in refused.stderr
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier(ROOT / "models", "mnist", None)
+
+
+def unlooked(digit: Digit) -> Digit:
+    """A reading whose second look must not be taken."""
+
+    def fail() -> Digit:
+        raise AssertionError("a sure reading was read again")
+
+    return Digit(digit.pixels, digit.found, digit.box, second_look=fail)
+
+
+def test_a_sure_reading_is_not_read_again(classifier, mnist_test):
+    images, labels = mnist_test
+    digits = [to_mnist(image) for image in images[:20]]
+    sure = [digit for digit, answer in zip(digits, classifier.answers(digits)) if answer["confidence"] >= SECOND_LOOK_BELOW]
+    assert len(sure) >= 15
+    assert classifier.answers([unlooked(digit) for digit in sure]) == classifier.answers(sure)
+
+
+def test_a_digit_not_found_takes_the_second_look_that_finds_one(classifier, mnist_test):
+    images, labels = mnist_test
+    answer = classifier.answers([Digit(NOT_FOUND.pixels, False, second_look=lambda: to_mnist(images[3]))])[0]
+    assert answer["digit_found"] is True and answer["prediction"] == labels[3]
+
+
+def test_a_doubtful_reading_takes_the_surer_second_look_and_only_that(classifier, mnist_test):
+    """A mix of two different digits leaves the model in doubt; a clean digit is surer, and a
+    blank field found nowhere is no better answer."""
+    images, labels = mnist_test
+    first, second = 0, next(index for index in range(1, 100) if labels[index] != labels[0])
+    mixes = [(1 - share) * to_mnist(images[first]).pixels + share * to_mnist(images[second]).pixels for share in np.linspace(0.2, 0.8, 13)]
+    answers = classifier.answers([Digit(mix, True) for mix in mixes])
+    mixed = mixes[int(np.argmin([answer["confidence"] for answer in answers]))]
+    doubt = classifier.answers([Digit(mixed, True)])[0]
+    assert doubt["confidence"] < SECOND_LOOK_BELOW
+    clean = to_mnist(images[second])
+    answer = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: clean)])[0]
+    assert answer["prediction"] == labels[second] and answer["confidence"] > doubt["confidence"]
+    assert answer["box"] == clean.where()
+    kept = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: NOT_FOUND)])[0]
+    assert kept["probabilities"] == doubt["probabilities"] and kept["box"] == {"x": 1, "y": 2, "width": 3, "height": 4}

@@ -6,6 +6,7 @@ import io
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 from helpers import ROOT, encode
@@ -14,15 +15,21 @@ from PIL import Image
 from scipy import ndimage
 
 from mnist_flask.preprocessing import (
+    ANALYSIS_SIDE,
     BOX,
+    FAINTEST,
     FIELD,
     MIN_CONTRAST,
+    PAPER_KERNEL,
     ImageError,
     ImageTooLarge,
     open_image,
     plain_jpeg,
     prepare_upload,
+    find_digit,
     read_luminance,
+    relative_ink,
+    shaded_side,
     to_grayscale,
     to_mnist,
 )
@@ -203,3 +210,52 @@ print(answer["prediction"] == label, answer["digit_found"])
 """
     result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.split() == ["True", "True"], result.stderr[-2000:]
+
+
+def shadow_tip_page(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lit paper with a hard shadow whose narrow tip points at a digit written on the lit side:
+    the page, the shadow's pixels and the digit's pixels."""
+    side = ANALYSIS_SIDE
+    page = np.full((side, side), 220, np.uint8)
+    shadow = np.zeros_like(page)
+    cv2.fillPoly(shadow, [np.array([[0, 120], [0, side - 1], [92, 110]], np.int32)], 1)
+    page[shadow == 1] = 110
+    strokes = np.zeros_like(page)
+    strokes[80:136, 100:156] = cv2.resize(digit, (56, 56), interpolation=cv2.INTER_LINEAR)
+    page = np.minimum(page, 220 - strokes * 0.75).astype(np.uint8)
+    return page, shadow.astype(bool), strokes > 64
+
+
+def test_a_hard_shadow_is_found_and_the_digit_left_out_of_it(mnist_test):
+    page, shadow, strokes = shadow_tip_page(mnist_test[0][0])
+    shade = shaded_side(page, int(PAPER_KERNEL * ANALYSIS_SIDE) | 1).astype(bool)
+    assert (shade & shadow).sum() >= 0.9 * shadow.sum()
+    assert not (shade & strokes).any()
+    assert shaded_side(np.full((ANALYSIS_SIDE, ANALYSIS_SIDE), 220, np.uint8), 37) is None
+
+
+def test_a_shadows_tip_is_ink_to_one_closing_and_none_to_each_side_apart(mnist_test):
+    """The tip's pixels: inside the shadow, where it is narrower than the paper's closing and wider
+    than a stroke (its very end is as thin as a stroke, and looks like one either way)."""
+    page, shadow, strokes = shadow_tip_page(mnist_test[0][0])
+    kernel = int(PAPER_KERNEL * ANALYSIS_SIDE) | 1
+    tip = shadow.copy()
+    tip[:, :48], tip[:, 64:] = False, False
+    whole, _ = relative_ink(page, False, kernel)
+    apart, _ = relative_ink(page, False, kernel, shaded_side(page, kernel))
+    assert whole[tip].max() > 0.3
+    assert apart[tip].max() < FAINTEST
+    assert apart[strokes].mean() > 0.5 * whole[strokes].mean()
+
+
+def test_a_picture_split_by_a_shadow_offers_a_second_look_and_a_plain_one_does_not(mnist_test):
+    image = mnist_test[0][0]
+    page, _, _ = shadow_tip_page(image)
+    digit = find_digit(page)
+    assert digit.second_look is not None
+    again = digit.second_look()
+    assert again.found and again.second_look is None
+    assert correlation(again.pixels, to_mnist(image).pixels) > 0.8
+    plain = np.full_like(page, 220)
+    plain[80:136, 100:156] = 220 - cv2.resize(image, (56, 56)) * 0.75
+    assert find_digit(plain).second_look is None
