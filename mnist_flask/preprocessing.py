@@ -7,6 +7,7 @@ the HTTP endpoints all go through :func:`to_mnist`, so the model never sees a di
 
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass, field, replace
 from functools import partial
@@ -301,23 +302,25 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # each pixel's darkness relative to the paper around it (a morphological closing, which follows hard
 # shadow edges and glare exactly); remove long thin straight lines (rules, margins, printed frames);
 # of what is left, keep the most digit-like component and the strokes near it (a small digit's
-# strokes read again from the <= WORK_SIDE picture). Where a hard shadow splits the picture, a
-# second reading closes each side's paper apart; the model's doubt decides whether it is taken.
+# strokes read again from the <= WORK_SIDE picture). Where a sheet lies on a surface or a hard
+# shadow falls, a second reading closes each area's paper apart; the model's doubt decides whether
+# it is taken.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
 LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reaches the picture's edge
 LINE_THICKEST = 0.035  # ... at most this thick
 LINE_RATIO = 10  # ... and this many times longer than thick
+BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
-SHADE_SHARE = 0.08  # a shadow (or surface) covers at least this share of the picture, and leaves as much lit
+SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and leaves as much lit
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
-SEAM = 2  # pixels either side of a shadow's edge that its blur can cover
+SEAM = 2  # pixels either side of a shadow's (a sheet's) edge that its blur can cover
 
 
 def sheet_region(gray: np.ndarray) -> np.ndarray | None:
@@ -369,18 +372,18 @@ def dark_on_light(gray: np.ndarray) -> bool:
     return median / low >= high / median
 
 
-def relative_ink(gray: np.ndarray, light_ink: bool, side: int, shade: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def relative_ink(gray: np.ndarray, light_ink: bool, side: int, regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The ink as (darkness relative to the paper around it, absolute contrast), both 0..1.
 
     The paper's level is a closing ``side`` wide, wider than any stroke (an opening for light ink on a dark
     board): it follows gradients, glare and a shadow's straight hard edge, so none of them looks
-    like ink. Given where a hard shadow lies (``shade``, :func:`shaded_side`), each side of it has
-    its own paper (:func:`paper_level_by_side`)."""
+    like ink. Given areas whose paper has a level of its own (``regions``, :func:`lit_regions`),
+    each is closed apart (:func:`paper_level_by_region`)."""
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (side, side))
-    if shade is None:
+    if regions is None:
         level = cv2.morphologyEx(gray, cv2.MORPH_OPEN if light_ink else cv2.MORPH_CLOSE, kernel)
     else:
-        level = paper_level_by_side(gray, shade, kernel, light_ink)
+        level = paper_level_by_region(gray, regions, kernel, light_ink)
     if light_ink:
         paper, darkness = 255 - level, cv2.subtract(gray, level)
     else:
@@ -390,23 +393,25 @@ def relative_ink(gray: np.ndarray, light_ink: bool, side: int, shade: np.ndarray
     return darkness / np.maximum(paper, 16), darkness / 255
 
 
-def paper_level_by_side(gray: np.ndarray, shade: np.ndarray, kernel: np.ndarray, light_ink: bool) -> np.ndarray:
-    """The paper's level where a shadow splits the picture: each side closed on its own (across
-    the split, the closing would fill the narrow tip of the darker side with the brighter side's
-    level, and the tip would look like ink). On the seam, where the shadow's blurred edge passes
-    from one level to the other, the paper is the darker side's level: the edge is no ink, and a
-    stroke crossing it still is."""
+def paper_level_by_region(gray: np.ndarray, regions: np.ndarray, kernel: np.ndarray, light_ink: bool) -> np.ndarray:
+    """The paper's level with each area closed on its own: across a hard shadow's edge (or a
+    sheet's), the closing would fill the narrow tip of the darker area with the brighter one's
+    level, and the tip would look like ink. On the seams, where a blurred edge passes from one
+    level to the other, the paper is the darkest level nearby: the edge is no ink, and a stroke
+    crossing it still is."""
     seam = np.ones((2 * SEAM + 1,) * 2, np.uint8)
-    sides = [cv2.erode(shade, seam).astype(bool), cv2.erode(1 - shade, seam).astype(bool)]
-    levels = [closed_within(gray, side, kernel, light_ink) for side in sides]
-    on_seam = (np.maximum if light_ink else np.minimum)(*levels)
-    return np.where(sides[0], levels[0], np.where(sides[1], levels[1], on_seam))
+    insides = [cv2.erode((regions == label).view(np.uint8), seam).astype(bool) for label in range(int(regions.max()) + 1)]
+    levels = [closed_within(gray, inside, kernel, light_ink) for inside in insides if inside.any()]
+    level = functools.reduce(np.maximum if light_ink else np.minimum, levels)
+    for inside, own in zip((inside for inside in insides if inside.any()), levels):
+        level[inside] = own[inside]
+    return level
 
 
 def closed_within(gray: np.ndarray, inside: np.ndarray, kernel: np.ndarray, opening: bool) -> np.ndarray:
     """A closing (an opening) of the picture that looks only at pixels ``inside`` a region: the
     others take the value each step ignores (black for the maximum, white for the minimum). Near
-    the region, outside it, the result is the region's level there."""
+    the region, outside it, the result is the region's level there; further away, the ignored value."""
     first, second = (cv2.erode, cv2.dilate) if opening else (cv2.dilate, cv2.erode)
     ignored_first, ignored_second = (255, 0) if opening else (0, 255)
     step = first(np.where(inside, gray, ignored_first).astype(np.uint8), kernel)
@@ -414,31 +419,44 @@ def closed_within(gray: np.ndarray, inside: np.ndarray, kernel: np.ndarray, open
     return second(np.where(reach, step, ignored_second).astype(np.uint8), kernel)
 
 
-def shaded_side(gray: np.ndarray, kernel: int) -> np.ndarray | None:
-    """Where a picture is split into two large areas of clearly different brightness, the darker
-    one (1) against the brighter (0): a hard shadow across the paper, or the surface a sheet lies
-    on; None when there is no such split. Found at ``SHEET_SIDE``, where strokes vanish, and
-    traced at full size, where an opening half the paper's ``kernel`` wide keeps strokes out of it."""
+def lit_regions(gray: np.ndarray, kernel: int, sheet: np.ndarray | None) -> np.ndarray | None:
+    """Areas of the picture whose paper has a level of its own, numbered from 0: where a sheet lies
+    on a surface, the surface (0) and the sheet (1); where a hard shadow falls on the sheet (or on
+    the whole picture), its shaded part (the next number). None when the picture is one area."""
+    regions = np.zeros(gray.shape, np.uint8) if sheet is None else sheet.astype(np.uint8)
+    shadow = shadow_within(gray, np.ones(gray.shape, bool) if sheet is None else sheet, kernel)
+    if shadow is not None:
+        regions[shadow] = regions.max() + 1
+    return regions if regions.max() > 0 else None
+
+
+def shadow_within(gray: np.ndarray, area: np.ndarray, kernel: int) -> np.ndarray | None:
+    """Where a hard shadow darkens a large part of ``area`` (the paper), leaving a large part lit;
+    None when it does not. Found at ``SHEET_SIDE``, where strokes vanish, and traced at full size,
+    where an opening half the paper's ``kernel`` wide, and a minimum size, keep strokes out of it."""
     height, width = gray.shape
     scale = SHEET_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     if min(size) < 8:
         return None
     coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
-    threshold, dark = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
-    dark = cv2.morphologyEx(dark, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
-    share = dark.mean()
-    if not SHADE_SHARE <= share <= 1 - SHADE_SHARE:
+    within = cv2.resize(area.view(np.uint8), size, interpolation=cv2.INTER_NEAREST).astype(bool)
+    if within.sum() < 64:
         return None
-    dark_level, bright_level = float(coarse[dark == 1].mean()), float(coarse[dark == 0].mean())
-    if bright_level < SHADE_RATIO * dark_level + 8:
+    threshold, dark = cv2.threshold(coarse[within].reshape(1, -1), 0, 1, cv2.THRESH_BINARY_INV + cv2.THRESH_OTSU)
+    shaded = np.zeros_like(coarse)
+    shaded[within] = dark.ravel()
+    shaded = cv2.morphologyEx(shaded, cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)).astype(bool) & within
+    if not SHADE_SHARE <= shaded.sum() / within.sum() <= 1 - SHADE_SHARE:
         return None
-    below = (cv2.blur(gray, (3, 3)) < threshold).astype(np.uint8)
+    if coarse[within & ~shaded].mean() < SHADE_RATIO * coarse[shaded].mean() + 8:
+        return None
+    below = ((cv2.blur(gray, (3, 3)) < threshold) & area).view(np.uint8)
     below = cv2.morphologyEx(below, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (kernel // 2 | 1,) * 2))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(below, connectivity=4)
-    large = stats[:, cv2.CC_STAT_AREA] >= SHADE_SHARE / 2 * gray.size  # a thick digit is no shadow
+    large = stats[:, cv2.CC_STAT_AREA] >= SHADE_SHARE / 2 * area.sum()  # a thick digit is no shadow
     large[0] = False
-    return large[labels].astype(np.uint8) if large.any() else None
+    return large[labels] if large.any() else None
 
 
 def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -483,9 +501,9 @@ def printed_lines(
     """The pixels of the candidate runs (``length`` long, by label) that are printed lines (see
     :func:`fit_lines`), and the thickest line's thickness (0 when there is none).
 
-    A run that is no line as a whole can still hold several, in bands across it (two parallel lines
-    joined by a digit touching both are one run): each band of a run with two or more is tried on
-    its own. All runs are measured at once, in tables of pixel counts per run and column (row)."""
+    A run that is no line as a whole can still hold lines, in bands across it (two parallel lines
+    joined by a digit touching both are one run; a line with a digit's stroke along it): each band
+    is tried on its own. All runs are measured at once, in tables of pixel counts per run and column (row)."""
     rows, cols = np.nonzero(straight)
     label = labels[rows, cols]
     mine = candidate[label]
@@ -497,7 +515,9 @@ def printed_lines(
     if band is not None:
         in_band = band >= 0
         ids, sub = np.unique(band[in_band], return_inverse=True)
-        on_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], len(ids), side)
+        # a band's thickness is measured on the rows that span the run, so it reads thinner than the
+        # whole: a stroke's straight part passes as a band only if much longer still
+        on_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], len(ids), side, BAND_RATIO)
         on_line[np.flatnonzero(in_band)[on_band]] = True
         thickest = max(thickest, float(np.nanmax(band_thickness, initial=0)))
     found = np.zeros_like(straight)
@@ -505,12 +525,16 @@ def printed_lines(
     return found, thickest
 
 
-def fit_lines(group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: int, side: int) -> tuple[np.ndarray, np.ndarray]:
+def fit_lines(
+    group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: int, side: int, ratio: float = LINE_RATIO
+) -> tuple[np.ndarray, np.ndarray]:
     """For pixels of straight runs (their run, and their coordinates along and across its
     direction): whether each lies on a printed line, and each run's thickness (NaN when it is no
-    line). A printed line is thin, long for its thickness, its middle straight and tilted by at
+    line). A printed line is thin, ``ratio`` times longer than thick, its middle straight and tilted by at
     most ``LINE_TILT``; thickness and middle come from the run's clean columns (rows), those no
-    stroke touches. The pixels within half its thickness of the middle (plus a margin) are on it."""
+    stroke touches. The pixels within half its thickness of the middle (plus a margin) are on it.
+    A line's pixels in a column are also close together: two parallel lines joined into one run
+    (by a digit between them) are far apart, and no line, however few their pixels."""
     length = int(along.max()) + 1
     cell = group * length + along
     counts = np.bincount(cell, minlength=groups * length).reshape(groups, length).astype(np.float64)
@@ -518,6 +542,7 @@ def fit_lines(group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: 
     present = counts > 0
     spans = present.sum(axis=1)
     thickness = row_median(counts, spans)
+    spread_across = row_median(extents(cell, across, groups * length).reshape(groups, length), spans)
     clean = present & (counts <= 1.5 * thickness[:, None] + 1)
     cleans = clean.sum(axis=1)
     slope, intercept = line_fit(clean, middles)
@@ -526,11 +551,19 @@ def fit_lines(group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: 
     rows = np.arange(groups)
     spread = residual[rows, cleans * 9 // 10] - residual[rows, cleans // 10]
     line = (
-        (thickness <= LINE_THICKEST * side) & (spans >= LINE_RATIO * thickness) & (cleans >= 0.6 * spans)
-        & (np.abs(slope) <= LINE_TILT) & (spread <= 2)
+        (thickness <= LINE_THICKEST * side) & (spans >= ratio * thickness) & (cleans >= 0.6 * spans)
+        & (np.abs(slope) <= LINE_TILT) & (spread <= 2) & (spread_across <= 1.5 * thickness + 2)
     )  # fmt: skip
     on_line = line[group] & (np.abs(across - (intercept[group] + slope[group] * along)) <= thickness[group] / 2 + 1.5)
     return on_line, np.where(line, thickness, np.nan)
+
+
+def extents(cell: np.ndarray, across: np.ndarray, cells: int) -> np.ndarray:
+    """Per cell, the distance spanned by its pixels' ``across`` coordinates, ends included (0 where empty)."""
+    high, low = np.full(cells, -1, np.int64), np.full(cells, np.iinfo(np.int64).max, np.int64)
+    np.maximum.at(high, cell, across)
+    np.minimum.at(low, cell, across)
+    return np.where(high >= 0, high - low + 1, 0).astype(np.float64)
 
 
 def row_median(counts: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -558,19 +591,20 @@ def line_fit(weight: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.nda
 def bands_of_runs(group: np.ndarray, across: np.ndarray, spans: np.ndarray, failed: np.ndarray) -> np.ndarray | None:
     """For runs (``spans`` long) that are no line as a whole: each pixel's band, a stretch of rows
     (for horizontal runs) that each span most of the run, numbered apart from every other run's;
-    -1 outside bands and in other runs. None when no failed run has two bands or more."""
+    -1 outside bands and in other runs (a single band: a line that a digit's strokes run along).
+    None when no failed run has a band."""
     length = int(across.max()) + 1
     counts = np.bincount(group * length + across, minlength=len(spans) * length).reshape(len(spans), length)
     spanning = counts >= 0.85 * spans[:, None]  # a line spans the run; strokes rarely do
-    strong = spanning.copy()  # and a row either side of it, for its blurred edges
-    strong[:, 1:] |= spanning[:, :-1]
-    strong[:, :-1] |= spanning[:, 1:]
-    starts = strong.copy()
-    starts[:, 1:] &= ~strong[:, :-1]
-    multiple = failed & (starts.sum(axis=1) >= 2)
-    if not multiple.any():
+    starts = spanning.copy()
+    starts[:, 1:] &= ~spanning[:, :-1]
+    banded = failed & starts.any(axis=1)
+    if not banded.any():
         return None
-    band = np.where(strong & multiple[:, None], np.cumsum(starts, axis=1) - 1, -1)[group, across]
+    bands = np.where(spanning & banded[:, None], np.cumsum(starts, axis=1) - 1, -1)
+    before, after = np.full_like(bands, -1), np.full_like(bands, -1)
+    before[:, 1:], after[:, :-1] = bands[:, :-1], bands[:, 1:]
+    band = np.where(bands >= 0, bands, np.maximum(before, after))[group, across]  # and a row either side, for blurred edges
     return np.where(band >= 0, group * length + band, -1)
 
 
@@ -650,7 +684,7 @@ def to_mnist(gray: np.ndarray) -> Digit:
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
-def find_digit(gray: np.ndarray, shadows_apart: bool = False) -> Digit:
+def find_digit(gray: np.ndarray, areas_apart: bool = False) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
 
     The search runs on a copy at most ``ANALYSIS_SIDE`` long; a digit found smaller than
@@ -659,34 +693,35 @@ def find_digit(gray: np.ndarray, shadows_apart: bool = False) -> Digit:
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
     and surfaces between bright paper, which then look like ink next to the digit.
 
-    Where a hard shadow splits the picture (:func:`shaded_side`), the digit can also be read with
-    each side's paper apart (``shadows_apart``): that reading removes the shadow's tips, but can
-    lose a stroke on the shadow's edge, so it is the second look, taken when the model doubts the first."""
+    Where a sheet lies on a surface, or a hard shadow falls (:func:`lit_regions`), the digit can
+    also be read with each area's paper apart (``areas_apart``): that reading removes the tips of
+    shadows and surfaces, but can lose a stroke on their edge, so it is the second look, taken when
+    the model doubts the first."""
     if gray.dtype != np.uint8:
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
     small = fit_within(gray, ANALYSIS_SIDE)
     sheet = sheet_region(small)
     light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
     kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
-    shade = shaded_side(small, kernel)
-    second_look = None if shade is None or shadows_apart else partial(find_digit, gray, shadows_apart=True)
-    if not shadows_apart:
-        shade = None
-    found = strokes_in(small, sheet, light_ink, kernel, shade)
+    regions = lit_regions(small, kernel, sheet)
+    second_look = None if regions is None or areas_apart else partial(find_digit, gray, areas_apart=True)
+    if not areas_apart:
+        regions = None
+    found = strokes_in(small, sheet, light_ink, kernel, regions)
     if found is None:
         return replace(NOT_FOUND, second_look=second_look)
     chosen, relative = found
     width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
     narrower = max(5, round(3 * width + 3) | 1)
     if narrower < 0.6 * kernel:
-        found = strokes_in(small, sheet, light_ink, narrower, shade)
+        found = strokes_in(small, sheet, light_ink, narrower, regions)
         if found is not None:
             (chosen, relative), kernel = found, narrower
     box = ink_box(chosen)
     if small.shape == gray.shape or max(box[2:]) >= DETAILED_DIGIT:
         strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
     else:
-        strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, shade)
+        strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
     return Digit(fit_to_field(strokes), found=True, box=box, second_look=second_look).scaled(small.shape, gray.shape[::-1])
 
 
@@ -700,7 +735,7 @@ def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
 
 
 def strokes_in_detail(
-    gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int, int, int], light_ink: bool, kernel: int, shade: np.ndarray | None
+    gray: np.ndarray, chosen: np.ndarray, box: tuple[int, int, int, int], light_ink: bool, kernel: int, regions: np.ndarray | None
 ) -> np.ndarray:
     """The relative ink of the strokes ``chosen`` in the shrunk copy, read from ``gray`` itself in
     a window around them: a small digit keeps the detail the model needs, and only its window pays
@@ -713,17 +748,17 @@ def strokes_in_detail(
     window = gray[round(top * scale_y) : round(bottom * scale_y), round(left * scale_x) : round(right * scale_x)]
     near = cv2.dilate(chosen[top:bottom, left:right].astype(np.uint8), np.ones((3, 3), np.uint8))
     near = cv2.resize(near, window.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    if shade is not None:
-        shade = cv2.resize(shade[top:bottom, left:right], window.shape[::-1], interpolation=cv2.INTER_NEAREST)
-    relative, _ = relative_ink(window, light_ink, max(3, round(kernel * scale_x) | 1), shade)
+    if regions is not None:
+        regions = cv2.resize(regions[top:bottom, left:right], window.shape[::-1], interpolation=cv2.INTER_NEAREST)
+    relative, _ = relative_ink(window, light_ink, max(3, round(kernel * scale_x) | 1), regions)
     return relative * near
 
 
 def strokes_in(
-    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, shade: np.ndarray | None
+    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
-    relative, darkness = relative_ink(gray, light_ink, kernel, shade)
+    relative, darkness = relative_ink(gray, light_ink, kernel, regions)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())

@@ -29,7 +29,7 @@ from mnist_flask.preprocessing import (
     find_digit,
     read_luminance,
     relative_ink,
-    shaded_side,
+    lit_regions,
     to_grayscale,
     to_mnist,
 )
@@ -228,10 +228,21 @@ def shadow_tip_page(digit: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarr
 
 def test_a_hard_shadow_is_found_and_the_digit_left_out_of_it(mnist_test):
     page, shadow, strokes = shadow_tip_page(mnist_test[0][0])
-    shade = shaded_side(page, int(PAPER_KERNEL * ANALYSIS_SIDE) | 1).astype(bool)
+    shade = lit_regions(page, int(PAPER_KERNEL * ANALYSIS_SIDE) | 1, sheet=None) == 1
     assert (shade & shadow).sum() >= 0.9 * shadow.sum()
     assert not (shade & strokes).any()
-    assert shaded_side(np.full((ANALYSIS_SIDE, ANALYSIS_SIDE), 220, np.uint8), 37) is None
+    assert lit_regions(np.full((ANALYSIS_SIDE, ANALYSIS_SIDE), 220, np.uint8), 37, sheet=None) is None
+
+
+def test_a_shadow_on_a_sheet_is_an_area_apart_from_the_sheet_and_the_surface(mnist_test):
+    page, shadow, strokes = shadow_tip_page(mnist_test[0][0])
+    sheet = np.zeros_like(shadow)
+    sheet[:, : ANALYSIS_SIDE * 3 // 4] = True
+    page[~sheet] = 60
+    regions = lit_regions(page, int(PAPER_KERNEL * ANALYSIS_SIDE) | 1, sheet)
+    assert (regions[~sheet] == 0).all()
+    assert ((regions == 2) & shadow).sum() >= 0.9 * shadow.sum()
+    assert (regions[sheet & ~shadow] == 1).mean() > 0.99 and not (regions[strokes] == 2).any()
 
 
 def test_a_shadows_tip_is_ink_to_one_closing_and_none_to_each_side_apart(mnist_test):
@@ -242,7 +253,7 @@ def test_a_shadows_tip_is_ink_to_one_closing_and_none_to_each_side_apart(mnist_t
     tip = shadow.copy()
     tip[:, :48], tip[:, 64:] = False, False
     whole, _ = relative_ink(page, False, kernel)
-    apart, _ = relative_ink(page, False, kernel, shaded_side(page, kernel))
+    apart, _ = relative_ink(page, False, kernel, lit_regions(page, kernel, sheet=None))
     assert whole[tip].max() > 0.3
     assert apart[tip].max() < FAINTEST
     assert apart[strokes].mean() > 0.5 * whole[strokes].mean()
