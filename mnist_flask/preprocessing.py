@@ -770,9 +770,18 @@ def strokes_in(
     if chosen is None:
         return None
     chosen = at_own_level(chosen, relative, unlined, sheet)
-    if chosen is None or darkness[chosen].max() < MIN_CONTRAST:
+    if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
     return chosen, relative
+
+
+def contrast(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, regions: np.ndarray | None, sheet: np.ndarray | None) -> float:
+    """How far the strokes stand out, on the full scale; for strokes on paper in a hard shadow
+    (read with each area apart), against the shadowed paper itself. Not so on a surface: a desk's
+    grain stands out from its dark wood as much as ink."""
+    shadow = 1 + (sheet is not None)  # the shadow's number among the areas (see lit_regions)
+    in_shadow = regions is not None and np.median(regions[chosen]) == shadow
+    return float((relative if in_shadow else darkness)[chosen].max())
 
 
 def at_own_level(chosen: np.ndarray, relative: np.ndarray, unlined: np.ndarray, sheet: np.ndarray | None) -> np.ndarray | None:
