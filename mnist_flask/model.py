@@ -118,17 +118,18 @@ class Classifier:
     def second_looks(self, digits: list[Digit], probabilities: np.ndarray) -> tuple[list[Digit], np.ndarray]:
         """Where a digit was not found, or the model gives it less than ``SECOND_LOOK_BELOW``, and
         the picture can be read another way (:attr:`Digit.second_look`): the other reading, if it
-        finds a digit and the model is surer of it."""
+        finds a digit and the model is surer of it. The other readings are made only here, for the
+        few pictures in doubt."""
         doubtful = [
             index for index, digit in enumerate(digits)
             if digit.second_look and (not digit.found or probabilities[index].max() < SECOND_LOOK_BELOW)
         ]  # fmt: skip
-        if not doubtful:
+        looked = [(index, other) for index in doubtful if (other := digits[index].second_look()) is not None]
+        if not looked:
             return digits, probabilities
-        others = [digits[index].second_look() for index in doubtful]
-        again = self.predict(np.array([other.pixels for other in others]))
+        again = self.predict(np.array([other.pixels for _, other in looked]))
         digits, probabilities = list(digits), probabilities.copy()
-        for index, other, row in zip(doubtful, others, again):
+        for (index, other), row in zip(looked, again):
             if other.found and (not digits[index].found or row.max() > probabilities[index].max()):
                 digits[index], probabilities[index] = other, row
         return digits, probabilities

@@ -92,13 +92,13 @@ class Digit:
     where: ``box`` is (x, y, width, height) of its strokes in the picture's pixels, None if not found.
 
     ``second_look``, when set, reads the picture again another way (a photo split by a hard
-    shadow, read with each side's paper apart): the classifier takes it when the model doubts the
-    first reading (``Classifier.answers``)."""
+    shadow, read with each side's paper apart), or gives None where that way reads the same: the
+    classifier takes it when the model doubts the first reading (``Classifier.answers``)."""
 
     pixels: np.ndarray
     found: bool
     box: tuple[int, int, int, int] | None = None
-    second_look: Callable[[], Digit] | None = field(default=None, compare=False, repr=False)
+    second_look: Callable[[], Digit | None] | None = field(default=None, compare=False, repr=False)
 
     def where(self) -> dict | None:
         """The box as the API states it."""
@@ -107,7 +107,7 @@ class Digit:
     def scaled(self, from_shape: tuple[int, int], to_size: tuple[int, int]) -> Digit:
         """The same digit with its box moved from a picture of ``from_shape`` (rows, columns) to
         the same picture at ``to_size`` (width, height)."""
-        second_look = self.second_look and (lambda: self.second_look().scaled(from_shape, to_size))
+        second_look = self.second_look and (lambda: (other := self.second_look()) and other.scaled(from_shape, to_size))
         if self.box is None:
             return replace(self, second_look=second_look)
         sx, sy = to_size[0] / from_shape[1], to_size[1] / from_shape[0]
@@ -303,8 +303,7 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # shadow edges and glare exactly); remove long thin straight lines (rules, margins, printed frames);
 # of what is left, keep the most digit-like component and the strokes near it (a small digit's
 # strokes read again from the <= WORK_SIDE picture). Where a sheet lies on a surface or a hard
-# shadow falls, a second reading closes each area's paper apart; the model's doubt decides whether
-# it is taken.
+# shadow falls, a second look closes each area's paper apart, when the model doubts the first.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -684,32 +683,42 @@ def to_mnist(gray: np.ndarray) -> Digit:
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
-def find_digit(gray: np.ndarray, areas_apart: bool = False) -> Digit:
+def find_digit(gray: np.ndarray) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
+
+    The first reading closes the paper across the whole picture (:func:`read_digit`); the second
+    look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`)."""
+    if gray.dtype != np.uint8:
+        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    return replace(read_digit(gray, by_areas=False), second_look=partial(read_by_areas, gray))
+
+
+def read_by_areas(gray: np.ndarray) -> Digit | None:
+    """The digit read with each area's paper apart, where a sheet lies on a surface or a hard
+    shadow falls (:func:`lit_regions`): that removes the tips of shadows and surfaces that a closing
+    across their edge takes for ink, but can lose a stroke on the edge, so it is the second look.
+    None for a picture of one area, where it would read the same as the first."""
+    return read_digit(gray, by_areas=True)
+
+
+def read_digit(gray: np.ndarray, by_areas: bool) -> Digit | None:
+    """One reading of a grey picture (uint8).
 
     The search runs on a copy at most ``ANALYSIS_SIDE`` long; a digit found smaller than
     ``DETAILED_DIGIT`` there is read from the larger picture (:func:`strokes_in_detail`). A second
     pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
-    and surfaces between bright paper, which then look like ink next to the digit.
-
-    Where a sheet lies on a surface, or a hard shadow falls (:func:`lit_regions`), the digit can
-    also be read with each area's paper apart (``areas_apart``): that reading removes the tips of
-    shadows and surfaces, but can lose a stroke on their edge, so it is the second look, taken when
-    the model doubts the first."""
-    if gray.dtype != np.uint8:
-        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    and surfaces between bright paper, which then look like ink next to the digit."""
     small = fit_within(gray, ANALYSIS_SIDE)
     sheet = sheet_region(small)
     light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
     kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
-    regions = lit_regions(small, kernel, sheet)
-    second_look = None if regions is None or areas_apart else partial(find_digit, gray, areas_apart=True)
-    if not areas_apart:
-        regions = None
+    regions = lit_regions(small, kernel, sheet) if by_areas else None
+    if by_areas and regions is None:
+        return None
     found = strokes_in(small, sheet, light_ink, kernel, regions)
     if found is None:
-        return replace(NOT_FOUND, second_look=second_look)
+        return NOT_FOUND
     chosen, relative = found
     width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
     narrower = max(5, round(3 * width + 3) | 1)
@@ -722,7 +731,7 @@ def find_digit(gray: np.ndarray, areas_apart: bool = False) -> Digit:
         strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
-    return Digit(fit_to_field(strokes), found=True, box=box, second_look=second_look).scaled(small.shape, gray.shape[::-1])
+    return Digit(fit_to_field(strokes), found=True, box=box).scaled(small.shape, gray.shape[::-1])
 
 
 def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
@@ -769,7 +778,6 @@ def strokes_in(
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
     if chosen is None:
         return None
-    chosen = at_own_level(chosen, relative, unlined, sheet)
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
     return chosen, relative
@@ -782,20 +790,6 @@ def contrast(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, reg
     shadow = 1 + (sheet is not None)  # the shadow's number among the areas (see lit_regions)
     in_shadow = regions is not None and np.median(regions[chosen]) == shadow
     return float((relative if in_shadow else darkness)[chosen].max())
-
-
-def at_own_level(chosen: np.ndarray, relative: np.ndarray, unlined: np.ndarray, sheet: np.ndarray | None) -> np.ndarray | None:
-    """The strokes around the chosen ones, thresholded against their own darkness rather than the
-    picture's darkest structure: a digit in a shadow, next to the brighter paper's shadow tip or a
-    darker line, keeps its fainter strokes."""
-    level = float(cv2.blur(relative, (3, 3))[chosen].max())
-    x, y, w, h = ink_box(chosen)
-    reach = int(NEAR_DIGIT * max(w, h)) + 2
-    top, left = max(0, y - reach), max(0, x - reach)
-    window = (slice(top, y + h + reach), slice(left, x + w + reach))
-    mask = np.zeros_like(unlined)
-    mask[window] = (relative[window] > max(0.1, 0.35 * level)) & unlined[window]
-    return choose_digit(mask, relative, sheet)
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Digit:
