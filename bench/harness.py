@@ -45,6 +45,12 @@ class Server:
     def access_log(self) -> str:
         return self.log.read_text()
 
+    def workers(self) -> list[int]:
+        """Gunicorn's workers, in order: the master's own children (whatever a worker may start
+        itself, such as a short-lived helper process, is no worker)."""
+        tasks = Path(f"/proc/{self.process.pid}/task").glob("*")
+        return sorted(int(child) for task in tasks for child in (task / "children").read_text().split())
+
     def pids(self) -> list[int]:
         """The server process and all its descendants (Gunicorn's master and workers)."""
         found, queue = [], [self.process.pid]

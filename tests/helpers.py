@@ -121,7 +121,7 @@ class Prober:
 
     def __enter__(self):
         self.stop = threading.Event()
-        self.workers_before = sorted(self.server.pids()[1:])
+        self.workers_before = self.server.workers()
         self.thread = threading.Thread(target=self.run, daemon=True)
         self.thread.start()
         return self
@@ -147,7 +147,7 @@ class Prober:
         assert len(self.results) >= at_least, self.results
         late_or_wrong = [result for result in self.results if not result[0] or result[1] > PROBE_LIMIT]
         assert not late_or_wrong, f"{len(late_or_wrong)} of {len(self.results)} probes: {late_or_wrong[:5]}"
-        assert sorted(self.server.pids()[1:]) == self.workers_before, "a worker was replaced"
+        assert self.server.workers() == self.workers_before, "a worker was replaced"
 
 
 DATA = ROOT / "data" / "mnist.npz"

@@ -460,7 +460,7 @@ def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path, threads):
     port = free_port()
     command = gunicorn_command(port, 2, "--timeout", "3", "--threads", str(threads), "--graceful-timeout", "1")[:-1] + ["tests.spin_app:app"]
     with serving(command, port, tmp_path / "gunicorn.log") as server:
-        workers_before = set(server.pids()[1:])
+        workers_before = set(server.workers())
         started = time.monotonic()
         with connect(server) as stuck:
             body = b"x" * POOLED
@@ -470,9 +470,9 @@ def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path, threads):
                 answered.append(requests.get(server.url + "/", timeout=2).status_code)
             ended = time.monotonic() - started
         deadline = time.monotonic() + 5
-        while len(set(server.pids()[1:]) - workers_before) < 1 and time.monotonic() < deadline:
+        while len(set(server.workers()) - workers_before) < 1 and time.monotonic() < deadline:
             time.sleep(0.1)
-        replaced = set(server.pids()[1:]) - workers_before
+        replaced = set(server.workers()) - workers_before
     # Inline: the timeout, plus the master's once-a-second check and a restart's margin; in the pool
     # the heartbeat goes on for the timeout first.
     assert ended < 3 * (1 if threads == 1 else 2) + 3

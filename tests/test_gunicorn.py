@@ -68,12 +68,12 @@ def test_access_log_is_one_json_line_per_request(server):
         time.sleep(0.05)
     line = next(line for line in access_lines(server) if line["request_id"] == "trace-me-42")
     assert line["method"] == "GET" and line["path"] == "/healthz" and line["status"] == 200
-    assert line["duration_ms"] >= 0 and line["pid"] in server.pids()[1:]
+    assert line["duration_ms"] >= 0 and line["pid"] in server.workers()
 
 
 def test_master_never_loads_the_inference_runtime(server):
     """TensorFlow and LiteRT are not fork-safe: only workers, after the fork, may load them."""
-    master, *worker_pids = server.pids()
+    master, worker_pids = server.process.pid, server.workers()
     master_maps = Path(f"/proc/{master}/maps").read_text()
     assert "tensorflow" not in master_maps and "litert" not in master_maps
     assert len(worker_pids) == 2
