@@ -11,7 +11,7 @@ import functools
 import io
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import cv2
 import numpy as np
@@ -399,10 +399,11 @@ def paper_level_by_region(gray: np.ndarray, regions: np.ndarray, kernel: np.ndar
     level to the other, the paper is the darkest level nearby: the edge is no ink, and a stroke
     crossing it still is."""
     seam = np.ones((2 * SEAM + 1,) * 2, np.uint8)
-    insides = [cv2.erode((regions == label).view(np.uint8), seam).astype(bool) for label in range(int(regions.max()) + 1)]
-    levels = [closed_within(gray, inside, kernel, light_ink) for inside in insides if inside.any()]
+    areas = (cv2.erode((regions == label).view(np.uint8), seam).astype(bool) for label in range(int(regions.max()) + 1))
+    insides = [inside for inside in areas if inside.any()]
+    levels = [closed_within(gray, inside, kernel, light_ink) for inside in insides]
     level = functools.reduce(np.maximum if light_ink else np.minimum, levels)
-    for inside, own in zip((inside for inside in insides if inside.any()), levels):
+    for inside, own in zip(insides, levels):
         level[inside] = own[inside]
     return level
 
@@ -683,6 +684,23 @@ def to_mnist(gray: np.ndarray) -> Digit:
     return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
 
 
+class Analysis(NamedTuple):
+    """What both readings of a photo start from: the picture at ``ANALYSIS_SIDE``, the sheet in it
+    (or None), whether its ink is lighter than the paper, and the paper's closing width."""
+
+    small: np.ndarray
+    sheet: np.ndarray | None
+    light_ink: bool
+    kernel: int
+
+
+def analyse(gray: np.ndarray) -> Analysis:
+    small = fit_within(gray, ANALYSIS_SIDE)
+    sheet = sheet_region(small)
+    light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
+    return Analysis(small, sheet, light_ink, max(3, int(PAPER_KERNEL * min(small.shape)) | 1))
+
+
 def find_digit(gray: np.ndarray) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
 
@@ -690,32 +708,28 @@ def find_digit(gray: np.ndarray) -> Digit:
     look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`)."""
     if gray.dtype != np.uint8:
         gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
-    return replace(read_digit(gray, by_areas=False), second_look=partial(read_by_areas, gray))
+    analysis = analyse(gray)
+    return replace(read_digit(gray, analysis, regions=None), second_look=partial(read_by_areas, gray, analysis))
 
 
-def read_by_areas(gray: np.ndarray) -> Digit | None:
+def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:
     """The digit read with each area's paper apart, where a sheet lies on a surface or a hard
     shadow falls (:func:`lit_regions`): that removes the tips of shadows and surfaces that a closing
     across their edge takes for ink, but can lose a stroke on the edge, so it is the second look.
     None for a picture of one area, where it would read the same as the first."""
-    return read_digit(gray, by_areas=True)
+    regions = lit_regions(analysis.small, analysis.kernel, analysis.sheet)
+    return None if regions is None else read_digit(gray, analysis, regions)
 
 
-def read_digit(gray: np.ndarray, by_areas: bool) -> Digit | None:
-    """One reading of a grey picture (uint8).
+def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None) -> Digit:
+    """One reading of a grey picture (uint8), with the paper closed over ``regions`` apart or whole.
 
     The search runs on a copy at most ``ANALYSIS_SIDE`` long; a digit found smaller than
     ``DETAILED_DIGIT`` there is read from the larger picture (:func:`strokes_in_detail`). A second
     pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
     and surfaces between bright paper, which then look like ink next to the digit."""
-    small = fit_within(gray, ANALYSIS_SIDE)
-    sheet = sheet_region(small)
-    light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
-    kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
-    regions = lit_regions(small, kernel, sheet) if by_areas else None
-    if by_areas and regions is None:
-        return None
+    small, sheet, light_ink, kernel = analysis
     found = strokes_in(small, sheet, light_ink, kernel, regions)
     if found is None:
         return NOT_FOUND
