@@ -47,6 +47,7 @@ PEERS = {
     "bentoml_no_batching": "BentoML 1.4, same preprocessing + LiteRT, adaptive batching off, 2 workers",
     "mnist_flask": "mnist_flask as shipped (Gunicorn, 2 workers, the app in a pool of 8 threads each)",
     "mnist_flask_inline": "mnist_flask with the app inline in each worker's event loop (GUNICORN_THREADS=1)",
+    "mnist_flask_4_threads": "mnist_flask with a pool of 4 threads per worker (GUNICORN_THREADS=4)",
     "app_floor": "floor: mnist_flask answering a constant (everything but decoding and inference)",
     "flask_floor": "floor: bare Flask, one route answering a constant, same Gunicorn settings",
 }
@@ -72,6 +73,8 @@ def server_command(port: int, name: str, work: Path) -> tuple[list[str], dict]:
         return gunicorn_command(port, 2), {}
     if name == "mnist_flask_inline":
         return gunicorn_command(port, 2), {"GUNICORN_THREADS": "1"}
+    if name == "mnist_flask_4_threads":
+        return gunicorn_command(port, 2), {"GUNICORN_THREADS": "4"}
     target = {"app_floor": "bench.floor_app:app", "flask_floor": "bench.bare_flask_app:app"}[name]
     return gunicorn_command(port, 2)[:-1] + [target], {}
 

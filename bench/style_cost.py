@@ -80,11 +80,12 @@ def main() -> None:
     parser.add_argument("--held-out", action="store_true")
     parser.add_argument("--styles", default=",".join(STYLES))
     parser.add_argument("--before", help="git revision whose preprocessing to compare with")
+    parser.add_argument("--version", type=int, help="model version to read with; default: the newest")
     args = parser.parse_args()
     with np.load(ROOT / "data" / "mnist.npz") as data:
         images, labels = data["x_test"], data["y_test"]
     chosen = np.random.default_rng(args.seed).choice(len(images), args.per_style, replace=False)
-    classifier = load_classifier(ROOT / "models", "mnist", None, backend="litert")
+    classifier = load_classifier(ROOT / "models", "mnist", args.version, backend="litert")
     versions = {"now": prepare_upload, **({args.before: preprocessing_at(args.before)} if args.before else {})}
     columns = [f"{name}: {what}" for name in versions for what in ("µs", "x 28x28", "accuracy", "found")]
     print(f"| style ({args.per_style} x_test digits{', held-out ranges' if args.held_out else ''}) | " + " | ".join(columns) + " |")

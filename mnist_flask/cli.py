@@ -17,6 +17,7 @@ from pathlib import Path
 import click
 
 from . import config
+from .training import REMNANT_SHARE
 from .model import (
     METADATA_FILE,
     ModelNotFound,
@@ -76,11 +77,13 @@ def main():
 @click.option("--epochs", type=int, default=60, show_default=True)
 @click.option("--seed", type=int, default=1, show_default=True)
 @click.option("--limit", type=int, help="train on the first N digits only (quick checks)")
-def train(data, model_dir, name, version, epochs, seed, limit):
+@click.option("--remnants", type=click.FloatRange(0, 1), default=REMNANT_SHARE, show_default=True,
+              help="share of the training digits also learnt beside a printed frame, a ruled line or a cut stroke")
+def train(data, model_dir, name, version, epochs, seed, limit, remnants):
     """Train on x_train and export a new model version (Keras + LiteRT + metadata)."""
     from .training import train as run_training
 
-    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, log=click.echo)
+    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, remnants=remnants, log=click.echo)
 
 
 @main.command()

@@ -14,10 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from .model import KERAS_FILE, METADATA_FILE, TFLITE_FILE, list_versions
-from .preprocessing import to_mnist
+from .preprocessing import fit_to_field, to_mnist
 from .runtimes import litert_runner
 
 VALIDATION_SIZE = 1000  # held out of x_train to watch training; x_test is never seen in training
+REMNANT_SHARE = 0.0  # share of the training digits also learnt with a remnant of paper beside them (below)
+REMNANT_MARGIN = 8  # room around the 28x28 digit for a frame or line to reach past it
 
 
 def load_mnist(path: str | None):
@@ -37,6 +39,68 @@ def sha256_of(path: str) -> str:
 def preprocess_all(images: np.ndarray) -> np.ndarray:
     """The serving recipe applied to a stack of images, so training sees what the server sends."""
     return np.stack([to_mnist(image).pixels for image in images])
+
+
+def with_remnants(images: np.ndarray, seed: int) -> np.ndarray:
+    """The training digits again as a photo's preprocessing can leave them: inside a printed box
+    as tight as the digit (some sides missing), crossed by a piece of a ruled or printed line, or
+    with a stroke cut where such a line was taken out. Each copy goes through the recipe's own
+    scaling (:func:`fit_to_field`), so a box shrinks the digit within the field as it does when
+    served. What finding the digit cannot remove, the model learns to look past."""
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    side = images.shape[1] + 2 * REMNANT_MARGIN
+    drawings = (draw_frame, draw_lines, cut_strokes)
+    fields = []
+    for image in images:
+        canvas = np.zeros((side, side), np.float32)
+        canvas[REMNANT_MARGIN:-REMNANT_MARGIN, REMNANT_MARGIN:-REMNANT_MARGIN] = image / 255
+        x, y, w, h = cv2.boundingRect((canvas > 0.2).astype(np.uint8))
+        drawings[rng.integers(len(drawings))](canvas, (x, y, w, h), rng)
+        fields.append(fit_to_field(canvas))
+    return np.stack(fields)
+
+
+def draw_frame(canvas: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A form's box around the digit, from touching it to a few pixels off, often a side short."""
+    import cv2
+
+    x, y, w, h = box
+    left, top, right, bottom = x - rng.integers(-1, 6), y - rng.integers(-1, 6), x + w + rng.integers(-1, 6), y + h + rng.integers(-1, 6)
+    sides = [((left, top), (right, top)), ((right, top), (right, bottom)), ((right, bottom), (left, bottom)), ((left, bottom), (left, top))]
+    keep = np.ones(4, bool) if rng.random() < 0.6 else rng.random(4) < 0.6
+    keep[0] |= not keep.any()
+    level, thickness = float(rng.uniform(0.35, 1.0)), int(rng.integers(1, 3))
+    for (start, end), kept in zip(sides, keep):
+        if kept:
+            cv2.line(canvas, tuple(map(int, start)), tuple(map(int, end)), level, thickness)
+
+
+def draw_lines(canvas: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """One or two ruled lines across the digit, slightly tilted, ending a little past it."""
+    import cv2
+
+    x, y, w, h = box
+    across = rng.random() < 0.75  # rules run across a page far more often than down it
+    length, height, start, origin = (w, h, x, y) if across else (h, w, y, x)
+    level, thickness = float(rng.uniform(0.3, 1.0)), int(rng.integers(1, 3))
+    spacing = int(rng.integers(7, 15))
+    at = origin + int(rng.integers(-2, height + 3))
+    for offset in range(0, 1 + int(rng.random() < 0.4) * spacing, spacing):
+        first, last = start - int(rng.integers(0, 6)), start + length + int(rng.integers(0, 6))
+        tilt = int(rng.integers(-2, 3))
+        ends = ((first, at + offset), (last, at + offset + tilt))
+        if not across:
+            ends = tuple(point[::-1] for point in ends)
+        cv2.line(canvas, *ends, level, thickness)
+
+
+def cut_strokes(canvas: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:
+    """A gap across the strokes where a thin line through the digit was removed."""
+    x, y, w, h = box
+    row = y + int(rng.integers(h // 5, max(h // 5 + 1, 4 * h // 5)))
+    canvas[row : row + int(rng.integers(1, 3)), x : x + w] = 0
 
 
 def build_model():
@@ -101,6 +165,7 @@ def train(
     epochs: int,
     seed: int = 1,
     limit: int | None = None,
+    remnants: float = REMNANT_SHARE,
     log=print,
 ) -> Path:
     """Train on x_train only, export Keras + LiteRT into a new version folder, return it."""
@@ -115,10 +180,14 @@ def train(
     x = preprocess_all(x_train)[..., None]
     order = np.random.default_rng(seed).permutation(len(x))
     valid, fit = order[: min(VALIDATION_SIZE, len(x) // 10)], order[min(VALIDATION_SIZE, len(x) // 10) :]
+    copies = fit[: round(remnants * len(fit))]  # fit is in random order
+    log(f"drawing remnants beside {len(copies)} copies")
+    x_fit = np.concatenate([x[fit], with_remnants(x_train[copies], seed)[..., None]]) if len(copies) else x[fit]
+    y_fit = np.concatenate([y_train[fit], y_train[copies]])
 
     dataset = (
-        tf.data.Dataset.from_tensor_slices((x[fit], y_train[fit]))
-        .shuffle(len(fit), seed=seed)
+        tf.data.Dataset.from_tensor_slices((x_fit, y_fit))
+        .shuffle(len(x_fit), seed=seed)
         .batch(64)
         .map(augmenter(seed), num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
@@ -147,9 +216,10 @@ def train(
             "sha256": sha256_of(data) if data else None,
             "split": "x_train",
             "samples": int(len(fit)),
+            "copies_with_remnants": int(len(copies)),
             "validation_samples": int(len(valid)),
         },
-        "training": {"epochs": epochs, "seed": seed, "augmentation": "rotation, zoom, shift, stroke width"},
+        "training": {"epochs": epochs, "seed": seed, "augmentation": augmentation(remnants)},
         "evaluation": {"split": "x_test", "samples": int(len(x_test)), **evaluation},
         "input": {"shape": [28, 28], "dtype": "float32", "range": [0.0, 1.0], "ink": "bright on black"},
         "output": {"shape": [10], "meaning": "softmax probabilities of the digits 0-9"},
@@ -164,6 +234,12 @@ def train(
         f"written to {folder}"
     )
     return folder
+
+
+def augmentation(remnants: float) -> str:
+    """What the training digits went through, as recorded in the metadata."""
+    kinds = "rotation, zoom, shift, stroke width"
+    return f"{kinds}; a copy of {remnants:.0%} of them beside frames, ruled lines or cut strokes" if remnants else kinds
 
 
 def export(model, folder: Path) -> None:

@@ -15,7 +15,7 @@ from helpers import DATA, ROOT, encode
 from mnist_flask.config import Defaults
 from mnist_flask.model import SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
 from mnist_flask.preprocessing import NOT_FOUND, Digit, to_mnist
-from mnist_flask.training import preprocess_all
+from mnist_flask.training import REMNANT_MARGIN, cut_strokes, draw_frame, draw_lines, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
 
@@ -72,7 +72,7 @@ def test_evaluate_prints_accuracy_above_the_bar():
 
 
 def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
-    output = run_cli("train", "--data", str(DATA), "--model-dir", str(tmp_path), "--epochs", "1", "--limit", "600")
+    output = run_cli("train", "--data", str(DATA), "--model-dir", str(tmp_path), "--epochs", "1", "--limit", "600", "--remnants", "0.5")
     assert "version 1: accuracy on x_test" in output
     folder = tmp_path / "mnist" / "1"
     assert {"model.keras", "model.tflite", "metadata.json"} <= {p.name for p in folder.iterdir()}
@@ -80,8 +80,49 @@ def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
     litert = load_classifier(tmp_path, "mnist", 1, "litert").predict(fields)
     keras = load_classifier(tmp_path, "mnist", 1, "keras").predict(fields)
     assert_same_predictions(litert, keras, agreement=0.95)  # one epoch on 600 digits: many close calls
-    assert json.loads((folder / "metadata.json").read_text())["evaluation"]["litert_keras_agreement"] >= 0.95
+    metadata = json.loads((folder / "metadata.json").read_text())
+    assert metadata["evaluation"]["litert_keras_agreement"] >= 0.95
+    assert metadata["training_data"]["copies_with_remnants"] == 270  # half of the 540 digits left after validation
+    assert "50% of them beside frames" in metadata["training"]["augmentation"]
     assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
+
+
+def training_digits(count: int) -> np.ndarray:
+    with np.load(DATA) as data:
+        return data["x_train"][:count]
+
+
+def test_remnant_copies_are_fields_drawn_the_same_way_for_a_seed():
+    images = training_digits(40)
+    copies = with_remnants(images, seed=3)
+    assert copies.shape == (40, 28, 28) and copies.dtype == np.float32
+    assert copies.min() >= 0 and np.allclose(copies.max(axis=(1, 2)), 1)
+    np.testing.assert_array_equal(copies, with_remnants(images, seed=3))
+    assert not np.array_equal(copies, with_remnants(images, seed=4))
+    assert (np.abs(copies - preprocess_all(images)).max(axis=(1, 2)) > 0.3).mean() > 0.9  # nearly every copy differs
+
+
+def digit_on_canvas(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    canvas = np.pad(image / 255, REMNANT_MARGIN).astype(np.float32)
+    rows, cols = np.nonzero(canvas > 0.2)
+    return canvas, (int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_frames_and_lines_add_ink_beyond_the_digit_and_cuts_only_remove_it(seed):
+    image = training_digits(seed + 1)[seed]
+    for draw in (draw_frame, draw_lines):
+        canvas, (x, y, w, h) = digit_on_canvas(image)
+        before = canvas.copy()
+        draw(canvas, (x, y, w, h), np.random.default_rng(seed))
+        rows, cols = np.nonzero(canvas > before)
+        assert len(rows), draw.__name__
+        reach = np.ptp(cols) + 1 if np.ptp(cols) >= np.ptp(rows) else np.ptp(rows) + 1
+        assert reach >= min(w, h) - 2, draw.__name__  # a frame's side or a line spans the digit
+    canvas, box = digit_on_canvas(image)
+    before = canvas.copy()
+    cut_strokes(canvas, box, np.random.default_rng(seed))
+    assert (canvas <= before).all() and (canvas < before).any()
 
 
 def test_classify_a_folder_offline(tmp_path, mnist_test):
