@@ -357,8 +357,8 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
         return None
     ring = np.ones((5, 5), np.uint8)
     inside, outside = filled & ~cv2.erode(filled, ring), cv2.dilate(filled, ring) & ~filled
-    if coarse[inside == 1].mean() - coarse[outside == 1].mean() < 0.5 * (bright_level - dark_level):
-        return None  # no edge: a glare or a lit patch, not a sheet
+    if not outside.any() or coarse[inside == 1].mean() - coarse[outside == 1].mean() < 0.5 * (bright_level - dark_level):
+        return None  # no edge (or no surface around it): a glare or a lit patch, not a sheet
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
@@ -716,9 +716,22 @@ def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:
     """The digit read with each area's paper apart, where a sheet lies on a surface or a hard
     shadow falls (:func:`lit_regions`): that removes the tips of shadows and surfaces that a closing
     across their edge takes for ink, but can lose a stroke on the edge, so it is the second look.
-    None for a picture of one area, where it would read the same as the first."""
+    Where that finds nothing on a sheet, the "surface" may be the page itself under a shadow
+    darker than the lit part (:func:`read_as_shaded`). None for a picture of one area, where it
+    would read the same as the first."""
     regions = lit_regions(analysis.small, analysis.kernel, analysis.sheet)
-    return None if regions is None else read_digit(gray, analysis, regions)
+    digit = None if regions is None else read_digit(gray, analysis, regions)
+    if analysis.sheet is not None and (digit is None or not digit.found):
+        return read_as_shaded(gray, analysis) or digit
+    return digit
+
+
+def read_as_shaded(gray: np.ndarray, analysis: Analysis) -> Digit | None:
+    """The digit read as on one page whose darker part is a shadow, not a surface: a shadow over
+    most of the page leaves a lit part that looks like a sheet, and a digit in the shadow then
+    lies off it and stands out from the shadowed paper only (its contrast is measured there)."""
+    regions = lit_regions(analysis.small, analysis.kernel, None)
+    return None if regions is None else read_digit(gray, analysis._replace(sheet=None, light_ink=False), regions)
 
 
 def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None) -> Digit:

@@ -26,6 +26,7 @@ from mnist_flask.preprocessing import (
     open_image,
     plain_jpeg,
     prepare_upload,
+    analyse,
     find_digit,
     read_luminance,
     relative_ink,
@@ -268,3 +269,21 @@ def test_a_picture_split_by_a_shadow_has_a_second_look_and_a_plain_one_does_not(
     plain = np.full_like(page, 220)
     plain[80:136, 100:156] = 220 - cv2.resize(image, (56, 56)) * 0.75
     assert find_digit(plain).second_look() is None
+
+
+def test_a_page_mostly_in_shadow_is_read_as_one_page_not_a_sheet_on_a_desk(mnist_test):
+    """Its lit part looks like a sheet on a darker surface; a pencil digit in the shadow stands out
+    from the shadowed paper only, too little on the full scale for the first reading."""
+    image = mnist_test[0][0]
+    light = np.linspace(0.9, 1.1, ANALYSIS_SIDE)[None, :] * np.ones((ANALYSIS_SIDE, 1))  # a lamp to one side
+    page = np.where(np.arange(ANALYSIS_SIDE) < 72, 210, 60) * light
+    page[70:126, 100:156] -= cv2.resize(image, (56, 56)) * (35 / 255)
+    page = page.astype(np.uint8)
+    analysis = analyse(page)
+    assert analysis.sheet is not None and not analysis.sheet[100, 128]
+    first = find_digit(page)
+    assert not first.found
+    again = first.second_look()
+    assert again.found and correlation(again.pixels, to_mnist(image).pixels) > 0.8
+    x, y, w, h = again.box
+    assert 95 <= x and x + w <= 161 and 65 <= y and y + h <= 131
