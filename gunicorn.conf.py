@@ -19,8 +19,9 @@ worker_class = "mnist_flask.server.FlaskWorker"
 # Requests with a body over 4 KiB (any real picture) run the app in a pool of this many threads per
 # worker: decoding and the model release the GIL, so while one request decodes a photo others go on,
 # and a small upload does not wait behind large ones (docs/performance.md); smaller ones run inline in
-# the event loop, where they cost least. 1 runs every request inline.
-threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+# the event loop, where they cost least. Four kept the throughput and tail of eight, in less memory
+# (docs/performance.md). 1 runs every request inline.
+threads = int(os.environ.get("GUNICORN_THREADS", "4"))
 # Connections one worker holds at most (each costs its buffers); one more gets a 503.
 worker_connections = 1000
 # Each worker imports the app after the fork and loads its own model: TensorFlow is not fork-safe.

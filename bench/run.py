@@ -45,9 +45,9 @@ PEERS = {
     "fastapi_twin_duties": "FastAPI twin, same duties: + X-Request-ID, security headers, JSON access log, Prometheus multiprocess metrics",
     "bentoml_batching": "BentoML 1.4, same preprocessing + LiteRT, adaptive batching on, 2 workers",
     "bentoml_no_batching": "BentoML 1.4, same preprocessing + LiteRT, adaptive batching off, 2 workers",
-    "mnist_flask": "mnist_flask as shipped (Gunicorn, 2 workers, the app in a pool of 8 threads each)",
+    "mnist_flask": "mnist_flask as shipped (Gunicorn, 2 workers, the app in a pool of 4 threads each)",
     "mnist_flask_inline": "mnist_flask with the app inline in each worker's event loop (GUNICORN_THREADS=1)",
-    "mnist_flask_4_threads": "mnist_flask with a pool of 4 threads per worker (GUNICORN_THREADS=4)",
+    "mnist_flask_8_threads": "mnist_flask with a pool of 8 threads per worker (GUNICORN_THREADS=8, the default before)",
     "app_floor": "floor: mnist_flask answering a constant (everything but decoding and inference)",
     "flask_floor": "floor: bare Flask, one route answering a constant, same Gunicorn settings",
 }
@@ -73,8 +73,8 @@ def server_command(port: int, name: str, work: Path) -> tuple[list[str], dict]:
         return gunicorn_command(port, 2), {}
     if name == "mnist_flask_inline":
         return gunicorn_command(port, 2), {"GUNICORN_THREADS": "1"}
-    if name == "mnist_flask_4_threads":
-        return gunicorn_command(port, 2), {"GUNICORN_THREADS": "4"}
+    if name == "mnist_flask_8_threads":
+        return gunicorn_command(port, 2), {"GUNICORN_THREADS": "8"}
     target = {"app_floor": "bench.floor_app:app", "flask_floor": "bench.bare_flask_app:app"}[name]
     return gunicorn_command(port, 2)[:-1] + [target], {}
 
