@@ -46,10 +46,18 @@ class Server:
         return self.log.read_text()
 
     def workers(self) -> list[int]:
-        """Gunicorn's workers, in order: the master's own children (whatever a worker may start
-        itself, such as a short-lived helper process, is no worker)."""
-        tasks = Path(f"/proc/{self.process.pid}/task").glob("*")
-        return sorted(int(child) for task in tasks for child in (task / "children").read_text().split())
+        """Gunicorn's workers, in order: the processes whose parent is the master (whatever a
+        worker may start itself is no worker). Read from each process's own ``stat``: the kernel's
+        ``children`` lists can miss a child that is running while they are read."""
+        found = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                parent = int(stat.read_text().rsplit(")", 1)[1].split()[1])  # after "pid (name)": state, parent
+            except (OSError, IndexError, ValueError):
+                continue  # the process ended meanwhile
+            if parent == self.process.pid:
+                found.append(int(stat.parent.name))
+        return sorted(found)
 
     def pids(self) -> list[int]:
         """The server process and all its descendants (Gunicorn's master and workers)."""
