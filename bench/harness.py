@@ -59,6 +59,14 @@ class Server:
                 found.append(int(stat.parent.name))
         return sorted(found)
 
+    def wait_for_workers(self, count: int, seconds: float = 10) -> list[int]:
+        """The workers once ``count`` of them run: the first worker can answer before the master
+        has forked the last."""
+        deadline = time.monotonic() + seconds
+        while len(workers := self.workers()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return workers
+
     def pids(self) -> list[int]:
         """The server process and all its descendants (Gunicorn's master and workers)."""
         found, queue = [], [self.process.pid]
@@ -141,6 +149,7 @@ def gunicorn_command(port: int, workers: int = 2, *extra: str) -> list[str]:
 def gunicorn(log: Path, workers: int = 2, *extra: str, env: dict | None = None, probe=None):
     port = free_port()
     with serving(gunicorn_command(port, workers, *extra), port, log, probe=probe, env=env) as server:
+        server.wait_for_workers(workers)
         yield server
 
 

@@ -47,19 +47,23 @@ def with_remnants(images: np.ndarray, seed: int) -> np.ndarray:
     with a stroke cut where such a line was taken out. Each copy goes through the recipe's own
     scaling (:func:`fit_to_field`), so a box shrinks the digit within the field as it does when
     served. What finding the digit cannot remove, the model learns to look past."""
-    import cv2
-
     rng = np.random.default_rng(seed)
-    side = images.shape[1] + 2 * REMNANT_MARGIN
     drawings = (draw_frame, draw_lines, cut_strokes)
     fields = []
     for image in images:
-        canvas = np.zeros((side, side), np.float32)
-        canvas[REMNANT_MARGIN:-REMNANT_MARGIN, REMNANT_MARGIN:-REMNANT_MARGIN] = image / 255
-        x, y, w, h = cv2.boundingRect((canvas > 0.2).astype(np.uint8))
-        drawings[rng.integers(len(drawings))](canvas, (x, y, w, h), rng)
+        canvas, box = on_canvas(image)
+        drawings[rng.integers(len(drawings))](canvas, box, rng)
         fields.append(fit_to_field(canvas))
     return np.stack(fields)
+
+
+def on_canvas(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A digit (0..255) as ink (0..1) with ``REMNANT_MARGIN`` of room around it, and its strokes'
+    box (x, y, width, height) there, for a remnant to be drawn beside it."""
+    import cv2
+
+    canvas = np.pad(image / 255, REMNANT_MARGIN).astype(np.float32)
+    return canvas, tuple(int(v) for v in cv2.boundingRect((canvas > 0.2).astype(np.uint8)))
 
 
 def draw_frame(canvas: np.ndarray, box: tuple[int, int, int, int], rng: np.random.Generator) -> None:

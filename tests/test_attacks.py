@@ -460,10 +460,7 @@ def test_work_stuck_in_a_request_is_seen_and_ended(tmp_path, threads):
     port = free_port()
     command = gunicorn_command(port, 2, "--timeout", "3", "--threads", str(threads), "--graceful-timeout", "1")[:-1] + ["tests.spin_app:app"]
     with serving(command, port, tmp_path / "gunicorn.log") as server:
-        deadline = time.monotonic() + 5
-        while len(server.workers()) < 2 and time.monotonic() < deadline:  # the first answer can come before the second fork
-            time.sleep(0.05)
-        workers_before = set(server.workers())
+        workers_before = set(server.wait_for_workers(2))
         started = time.monotonic()
         with connect(server) as stuck:
             body = b"x" * POOLED

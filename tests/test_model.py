@@ -15,7 +15,7 @@ from helpers import DATA, ROOT, encode
 from mnist_flask.config import Defaults
 from mnist_flask.model import SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
 from mnist_flask.preprocessing import NOT_FOUND, Digit, to_mnist
-from mnist_flask.training import REMNANT_MARGIN, cut_strokes, draw_frame, draw_lines, preprocess_all, with_remnants
+from mnist_flask.training import cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
 
@@ -102,24 +102,18 @@ def test_remnant_copies_are_fields_drawn_the_same_way_for_a_seed():
     assert (np.abs(copies - preprocess_all(images)).max(axis=(1, 2)) > 0.3).mean() > 0.9  # nearly every copy differs
 
 
-def digit_on_canvas(image: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    canvas = np.pad(image / 255, REMNANT_MARGIN).astype(np.float32)
-    rows, cols = np.nonzero(canvas > 0.2)
-    return canvas, (int(cols.min()), int(rows.min()), int(np.ptp(cols)) + 1, int(np.ptp(rows)) + 1)
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_frames_and_lines_add_ink_beyond_the_digit_and_cuts_only_remove_it(seed):
     image = training_digits(seed + 1)[seed]
     for draw in (draw_frame, draw_lines):
-        canvas, (x, y, w, h) = digit_on_canvas(image)
+        canvas, (x, y, w, h) = on_canvas(image)
         before = canvas.copy()
         draw(canvas, (x, y, w, h), np.random.default_rng(seed))
         rows, cols = np.nonzero(canvas > before)
         assert len(rows), draw.__name__
         reach = np.ptp(cols) + 1 if np.ptp(cols) >= np.ptp(rows) else np.ptp(rows) + 1
         assert reach >= min(w, h) - 2, draw.__name__  # a frame's side or a line spans the digit
-    canvas, box = digit_on_canvas(image)
+    canvas, box = on_canvas(image)
     before = canvas.copy()
     cut_strokes(canvas, box, np.random.default_rng(seed))
     assert (canvas <= before).all() and (canvas < before).any()
