@@ -27,6 +27,8 @@ from mnist_flask.preprocessing import (
     plain_jpeg,
     prepare_upload,
     analyse,
+    clean_ink,
+    read_clean,
     find_digit,
     read_luminance,
     relative_ink,
@@ -287,3 +289,74 @@ def test_a_page_mostly_in_shadow_is_read_as_one_page_not_a_sheet_on_a_desk(mnist
     assert again.found and correlation(again.pixels, to_mnist(image).pixels) > 0.8
     x, y, w, h = again.box
     assert 95 <= x and x + w <= 161 and 65 <= y and y + h <= 131
+
+
+def digit_on(page: np.ndarray, image: np.ndarray, where: tuple[int, int], side: int, ink: float) -> np.ndarray:
+    """``page`` with the digit written on it at ``where`` (x, y), ``side`` pixels tall, ink darkening
+    (negative: lightening) the paper by up to ``ink`` of its level."""
+    page = page.astype(np.float32)
+    x, y = where
+    page[y : y + side, x : x + side] *= 1 - ink * cv2.resize(image, (side, side)).astype(np.float32) / 255
+    return np.clip(page, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("lighting", ["even", "gradient", "chalk"])
+def test_a_clean_picture_is_read_from_a_crop_around_its_ink(mnist_test, lighting):
+    """A canvas export, a scan, a photo of a sheet filling the frame under a lamp, chalk on a board:
+    read where the ink is, as the full reading reads it, with that reading as the second look."""
+    image = mnist_test[0][0]
+    light = np.linspace(0.65, 1.0, 280)[None, :] if lighting == "gradient" else 1.0
+    paper = np.full((280, 280), 70.0 if lighting == "chalk" else 235.0) * light
+    page = digit_on(paper, image, (70, 40), 168, -1.8 if lighting == "chalk" else 0.8)
+    digit = read_clean(page)
+    assert digit is not None and digit.found
+    x, y, w, h = digit.box
+    ys, xs = np.nonzero(cv2.resize(image, (168, 168)) > 60)
+    assert abs(x - (70 + xs.min())) <= 6 and abs(y - (40 + ys.min())) <= 6
+    assert abs(x + w - (70 + xs.max())) <= 6 and abs(y + h - (40 + ys.max())) <= 6
+    assert correlation(digit.pixels, to_mnist(image).pixels) > 0.9
+    full = digit.second_look()
+    assert full.found and correlation(full.pixels, digit.pixels) > 0.9
+
+
+def ruled(page):
+    page = page.copy()
+    page[12::24] = 120
+    return page
+
+
+def framed(page):
+    page = page.copy()
+    cv2.rectangle(page, (50, 20), (250, 230), 40, 2)
+    return page
+
+
+def on_desk(page):
+    desk = np.full_like(page, 50)
+    desk[15:265, 30:270] = page[15:265, 30:270]
+    return desk
+
+
+def shadowed(page):
+    page = page.copy()
+    page[:, 150:] = (page[:, 150:] * 0.55).astype(np.uint8)
+    return page
+
+
+def two_marks(page):
+    page = page.copy()
+    page[240:270, 5:60] = 30
+    return page
+
+
+def at_edge(page):
+    return np.roll(page, 110, axis=1)
+
+
+@pytest.mark.parametrize("condition", [ruled, framed, on_desk, shadowed, two_marks, at_edge])
+def test_rules_frames_surfaces_shadows_other_marks_and_edges_take_the_full_reading(mnist_test, condition):
+    """What the full reading exists for is no clean picture: a rule or a frame would be read as
+    strokes, a sheet's or a shadow's edge as ink, a second mark as part of the digit."""
+    page = digit_on(np.full((280, 280), 235.0), mnist_test[0][0], (70, 40), 168, 0.8)
+    assert clean_ink(page) is not None
+    assert clean_ink(condition(page)) is None
