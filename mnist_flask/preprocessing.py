@@ -713,9 +713,12 @@ def read_clean(gray: np.ndarray) -> Digit | None:
     (left, top, width, height), light_ink, kernel = clean
     small = fit_within(gray[top : top + height, left : left + width], CLEAN_CROP)
     relative, _ = relative_ink(small, light_ink, max(3, round(kernel * small.shape[1] / width) | 1))
-    mask = digit_mask(relative)
-    strokes = relative * cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
-    digit = Digit(fit_to_field(strokes), True, ink_box(mask)).scaled(small.shape, (width, height))
+    peak = float(cv2.blur(relative, (3, 3)).max())
+    chosen = choose_digit((relative > max(0.1, 0.35 * peak)).astype(np.uint8), relative, None)
+    if chosen is None:
+        return None
+    strokes = relative * cv2.dilate(chosen.view(np.uint8), np.ones((3, 3), np.uint8))
+    digit = Digit(fit_to_field(strokes), True, ink_box(chosen)).scaled(small.shape, (width, height))
     x, y, w, h = digit.box
     return replace(digit, box=(x + left, y + top, w, h), second_look=partial(find_digit, gray))
 
@@ -864,14 +867,12 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
 
 
 def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
-    """The picture shrunk so that its longer side is at most ``side``: by area averaging, or
-    bilinear where it shrinks by less than half (no pixel is skipped then, and OpenCV's
-    averaging over fractions of pixels costs several times as much)."""
+    """The picture shrunk (by area averaging) so that its longer side is at most ``side``."""
     scale = side / max(gray.shape)
     if scale >= 1:
         return gray
     size = (max(1, round(gray.shape[1] * scale)), max(1, round(gray.shape[0] * scale)))
-    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA if scale < 0.5 else cv2.INTER_LINEAR)
+    return cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
 
 
 def strokes_in_detail(
