@@ -673,6 +673,7 @@ def to_mnist(gray: np.ndarray) -> Digit:
     if field is not None:  # already the recipe's output: MNIST's own digits, the model's format
         return Digit(field, found=True, box=ink_box(gray))  # the same pixels are nonzero
     if max(gray.shape) > 2 * FIELD:
+        gray = gray if gray.dtype == np.uint8 else np.clip(np.rint(gray), 0, 255).astype(np.uint8)
         return read_clean(gray) or find_digit(gray)
     return read_small(np.asarray(gray, dtype=np.float32))
 
@@ -686,8 +687,7 @@ def read_small(gray: np.ndarray) -> Digit:
     mask = digit_mask(ink)
     if looks_like_noise(mask):
         return NOT_FOUND
-    strokes = ink * cv2.dilate(mask.view(np.uint8), np.ones((3, 3), np.uint8))
-    return Digit(fit_to_field(strokes), found=True, box=ink_box(mask))
+    return Digit(fit_to_field(with_edges(ink, mask)), found=True, box=ink_box(mask))
 
 
 # A clean picture (a canvas export, a scan, a photo of a sheet filling the frame: ink on paper
@@ -705,20 +705,17 @@ CLEAN_COMPONENT = 12  # components at least this long there are checked for bein
 def read_clean(gray: np.ndarray) -> Digit | None:
     """The digit of a clean picture (:func:`clean_ink`), with the photo's reading as its second
     look; None for a picture that is not clean. The strokes are read as the photo's are, relative
-    to the paper around them, in a crop at a few times MNIST's box."""
-    gray = gray if gray.dtype == np.uint8 else np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    to the paper around them, in a crop at a few times MNIST's box. ``gray`` is uint8."""
     clean = clean_ink(gray)
     if clean is None:
         return None
     (left, top, width, height), light_ink, kernel = clean
     small = fit_within(gray[top : top + height, left : left + width], CLEAN_CROP)
     relative, _ = relative_ink(small, light_ink, max(3, round(kernel * small.shape[1] / width) | 1))
-    peak = float(cv2.blur(relative, (3, 3)).max())
-    chosen = choose_digit((relative > max(0.1, 0.35 * peak)).astype(np.uint8), relative, None)
+    chosen = choose_digit(above_peak(relative, float(cv2.blur(relative, (3, 3)).max())), relative, None)
     if chosen is None:
         return None
-    strokes = relative * cv2.dilate(chosen.view(np.uint8), np.ones((3, 3), np.uint8))
-    digit = Digit(fit_to_field(strokes), True, ink_box(chosen)).scaled(small.shape, (width, height))
+    digit = Digit(fit_to_field(with_edges(relative, chosen)), True, ink_box(chosen)).scaled(small.shape, (width, height))
     x, y, w, h = digit.box
     return replace(digit, box=(x + left, y + top, w, h), second_look=partial(find_digit, gray))
 
@@ -810,9 +807,8 @@ def find_digit(gray: np.ndarray) -> Digit:
     """The digit in a picture larger than MNIST's field: see the steps above :func:`sheet_region`.
 
     The first reading closes the paper across the whole picture (:func:`read_digit`); the second
-    look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`)."""
-    if gray.dtype != np.uint8:
-        gray = np.clip(np.rint(gray), 0, 255).astype(np.uint8)
+    look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`).
+    ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     return replace(read_digit(gray, analysis, regions=None), second_look=partial(read_by_areas, gray, analysis))
 
@@ -860,7 +856,7 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
             (chosen, relative), kernel = found, narrower
     box = ink_box(chosen)
     if small.shape == gray.shape or max(box[2:]) >= DETAILED_DIGIT:
-        strokes = relative * cv2.dilate(chosen.astype(np.uint8), np.ones((3, 3), np.uint8))
+        strokes = with_edges(relative, chosen)
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
     return Digit(fit_to_field(strokes), found=True, box=box).scaled(small.shape, gray.shape[::-1])
@@ -895,6 +891,16 @@ def strokes_in_detail(
     return relative * near
 
 
+def above_peak(relative: np.ndarray, peak: float) -> np.ndarray:
+    """The pixels (uint8 0/1) dark enough to be strokes: over a share of the darkest strokes' level."""
+    return (relative > max(0.1, 0.35 * peak)).astype(np.uint8)
+
+
+def with_edges(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
+    """The ink of the strokes and of the pixels next to them (their anti-aliased edges), zero elsewhere."""
+    return ink * cv2.dilate(strokes.astype(np.uint8), np.ones((3, 3), np.uint8))
+
+
 def strokes_in(
     gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None
 ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -905,11 +911,9 @@ def strokes_in(
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
-    mask = (relative > max(0.1, 0.35 * peak)).astype(np.uint8) & unlined
+    mask = above_peak(relative, peak) & unlined
     noisy = sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
-    if chosen is None:
-        return None
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
     return chosen, relative
