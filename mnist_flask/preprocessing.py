@@ -817,14 +817,34 @@ def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:
     """The digit read with each area's paper apart, where a sheet lies on a surface or a hard
     shadow falls (:func:`lit_regions`): that removes the tips of shadows and surfaces that a closing
     across their edge takes for ink, but can lose a stroke on the edge, so it is the second look.
+    A sheet half in shadow is found with the shadow evened out (:func:`sheet_under_shadow`).
     Where that finds nothing on a sheet, the "surface" may be the page itself under a shadow
     darker than the lit part (:func:`read_as_shaded`). None for a picture of one area, where it
     would read the same as the first."""
+    analysis = sheet_under_shadow(analysis) or analysis
     regions = lit_regions(analysis.small, analysis.kernel, analysis.sheet)
     digit = None if regions is None else read_digit(gray, analysis, regions)
     if analysis.sheet is not None and (digit is None or not digit.found):
         return read_as_shaded(gray, analysis) or digit
     return digit
+
+
+def sheet_under_shadow(analysis: Analysis) -> Analysis | None:
+    """The analysis with the sheet found once a hard shadow across the picture is evened out, when
+    that sheet is larger than the one found without: a shadow over part of a note on a desk makes
+    that part as dark as the desk, so by brightness alone the sheet is its lit part, or nothing.
+    Each area's paper is brought to the lit paper's level (its 90th percentile), which keeps
+    the desk darker than the note within each. None when there is no shadow or no larger sheet."""
+    regions = lit_regions(analysis.small, analysis.kernel, None)
+    if regions is None:
+        return None
+    levels = np.array([np.percentile(analysis.small[regions == label], 90) for label in range(int(regions.max()) + 1)])
+    gains = (levels.max() / np.maximum(levels, 1)).astype(np.float32)
+    evened = cv2.multiply(analysis.small, gains[regions], dtype=cv2.CV_8U)
+    sheet = sheet_region(evened)
+    if sheet is None or (analysis.sheet is not None and sheet.sum() <= analysis.sheet.sum()):
+        return None
+    return analysis._replace(sheet=sheet, light_ink=False)
 
 
 def read_as_shaded(gray: np.ndarray, analysis: Analysis) -> Digit | None:

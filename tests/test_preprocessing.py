@@ -33,6 +33,7 @@ from mnist_flask.preprocessing import (
     read_luminance,
     relative_ink,
     lit_regions,
+    sheet_under_shadow,
     to_grayscale,
     to_mnist,
 )
@@ -360,3 +361,24 @@ def test_rules_frames_surfaces_shadows_other_marks_and_edges_take_the_full_readi
     page = digit_on(np.full((280, 280), 235.0), mnist_test[0][0], (70, 40), 168, 0.8)
     assert clean_ink(page) is not None
     assert clean_ink(condition(page)) is None
+
+
+def test_a_note_half_in_shadow_on_a_desk_is_found_whole_once_the_shadow_is_evened_out(mnist_test):
+    """In the shadow the note is nearer the desk's level than its lit half's: by brightness the
+    sheet is the lit half, and the digit in the other half lies off it, with the desk around it."""
+    image = mnist_test[0][0]
+    desk = 60 + np.random.default_rng(0).normal(0, 6, (ANALYSIS_SIDE, ANALYSIS_SIDE))
+    page = desk.copy()
+    page[30:170, 25:175] = 220
+    page = digit_on(page, image, (45, 70), 56, 0.7).astype(np.float32)
+    page[:, :96] *= 0.45  # the shadow's edge crosses the note
+    page = page.astype(np.uint8)
+    analysis = analyse(page)
+    assert analysis.sheet is None or not analysis.sheet[98, 73]
+    evened = sheet_under_shadow(analysis)
+    assert evened.sheet[98, 73] and evened.sheet[35:165, 30:170].mean() > 0.95 and not evened.sheet[5:25].any()
+    first = find_digit(page)
+    again = first.second_look()
+    assert again.found and correlation(again.pixels, to_mnist(image).pixels) > 0.8
+    x, y, w, h = again.box
+    assert 40 <= x and x + w <= 106 and 65 <= y and y + h <= 131
