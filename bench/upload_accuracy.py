@@ -6,7 +6,8 @@ Digits come from x_test only; each style renders them as a person's upload would
 (bench/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
 reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md
 (``--held-out``: the photo-of-paper styles drawn from outside the parameter ranges the preprocessing
-was tuned on, written to upload_accuracy_held_out.md).
+was tuned on, written to upload_accuracy_held_out.md). MNIST's own digits are scored on the whole
+of x_test (``WHOLE_TEST_SET``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,9 @@ from bench.upload_styles import PAPER_STYLES, STYLES, generate, no_digit_picture
 
 TARGETS = {"mnist": 0.99}
 DEFAULT_TARGET = 0.97
+# MNIST's own digits are scored on the whole of x_test: they cost little to post, and on a few
+# hundred the sampling error (about a point) is as large as the margin to their 99 % target.
+WHOLE_TEST_SET = ("mnist",)
 
 
 def post_all(url: str, pictures: list[tuple[bytes, str]]) -> list[dict]:
@@ -47,14 +51,16 @@ def accuracy(answers: list[dict], labels: np.ndarray) -> float:
 def measure(urls: dict[str, str], per_style: int, seed: int, held_out: bool = False) -> list[dict]:
     with np.load(ROOT / "data" / "mnist.npz") as data:
         images, labels = data["x_test"], data["y_test"]
-    chosen = np.random.default_rng(seed).choice(len(images), per_style, replace=False)
+    sample = np.random.default_rng(seed).choice(len(images), per_style, replace=False)
     rows = []
     for style in PAPER_STYLES if held_out else STYLES:
+        chosen = np.arange(len(images)) if style in WHOLE_TEST_SET else sample
         pictures = generate(style, images[chosen], seed, held_out)
         answers = {name: post_all(url, pictures) for name, url in urls.items()}
         rows.append(
             {
                 "style": style,
+                "digits": len(chosen),
                 "mnist_flask": accuracy(answers["mnist_flask"], labels[chosen]),
                 "found": float(np.mean([a["digit_found"] for a in answers["mnist_flask"]])),
                 "reference": accuracy(answers["reference"], labels[chosen]),
@@ -65,13 +71,18 @@ def measure(urls: dict[str, str], per_style: int, seed: int, held_out: bool = Fa
     return rows
 
 
+def style_label(row: dict, per_style: int) -> str:
+    """The style's name, and the number of digits where it is scored on more than the others."""
+    return row["style"] if row["digits"] == per_style else f"{row['style']} (all {row['digits']:,})"
+
+
 def table(rows: list[dict], no_digit: dict[str, bool], per_style: int, held_out: bool = False) -> str:
     held_out = ", held-out ranges" if held_out else ""
     lines = [
         f"| style ({per_style} x_test digits each{held_out}) | mnist_flask | digit found | target | reference FastAPI app |",
         "|---|---|---|---|---|",
         *[
-            f"| {r['style']} | **{r['mnist_flask']:.2%}** | {r['found']:.1%} | "
+            f"| {style_label(r, per_style)} | **{r['mnist_flask']:.2%}** | {r['found']:.1%} | "
             f"≥ {r['target']:.0%} {'✓' if r['mnist_flask'] >= r['target'] else '✗'} | {r['reference']:.2%} |"
             for r in rows
         ],
