@@ -363,12 +363,26 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def dark_on_light(gray: np.ndarray) -> bool:
+def dark_on_light(gray: np.ndarray, within: np.ndarray | None = None) -> bool:
     """Whether the ink is darker than the paper: the darkest pixels lie further below the picture's
-    median than the brightest lie above it, measured as ratios (shadows and light multiply)."""
+    median than the brightest lie above it, measured as ratios (shadows and light multiply); with
+    ``within``, among those pixels only."""
     smooth = cv2.blur(gray, (3, 3))
+    if within is not None:
+        smooth = smooth[within]
     low, high, median = float(smooth.min()) + 8, float(smooth.max()) + 8, float(np.median(smooth)) + 8
     return median / low >= high / median
+
+
+def light_ink_on(small: np.ndarray, sheet: np.ndarray | None, kernel: int) -> bool:
+    """Whether the ink is lighter than the paper (chalk on a board). A sheet on a surface always
+    has dark ink. A page mostly in a hard shadow looks like a dark board with its lit part as the
+    light ink, so where the picture seems light on dark and a shadow is found, the question is
+    asked again of the largest area alone (:func:`lit_regions`)."""
+    if sheet is not None or dark_on_light(small):
+        return False
+    regions = lit_regions(small, kernel, None)
+    return regions is None or not dark_on_light(small, regions == np.argmax(np.bincount(regions.ravel())))
 
 
 def relative_ink(gray: np.ndarray, light_ink: bool, side: int, regions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -799,8 +813,8 @@ class Analysis(NamedTuple):
 def analyse(gray: np.ndarray) -> Analysis:
     small = fit_within(gray, ANALYSIS_SIDE)
     sheet = sheet_region(small)
-    light_ink = sheet is None and not dark_on_light(small)  # a sheet on a surface is always dark ink on paper
-    return Analysis(small, sheet, light_ink, max(3, int(PAPER_KERNEL * min(small.shape)) | 1))
+    kernel = max(3, int(PAPER_KERNEL * min(small.shape)) | 1)
+    return Analysis(small, sheet, light_ink_on(small, sheet, kernel), kernel)
 
 
 def find_digit(gray: np.ndarray) -> Digit:

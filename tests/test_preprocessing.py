@@ -28,6 +28,7 @@ from mnist_flask.preprocessing import (
     prepare_upload,
     analyse,
     clean_ink,
+    dark_on_light,
     read_clean,
     find_digit,
     read_luminance,
@@ -382,3 +383,21 @@ def test_a_note_half_in_shadow_on_a_desk_is_found_whole_once_the_shadow_is_evene
     assert again.found and correlation(again.pixels, to_mnist(image).pixels) > 0.8
     x, y, w, h = again.box
     assert 40 <= x and x + w <= 106 and 65 <= y and y + h <= 131
+
+
+def test_a_page_mostly_in_shadow_is_dark_ink_on_paper_not_a_board(mnist_test):
+    """All but a lit corner in shadow: over the whole picture, the lit corner stands further above
+    the median than the pencil below it, as chalk on a board would; within the shadow alone, the
+    pencil is what stands out."""
+    image = mnist_test[0][0]
+    rows, cols = np.mgrid[0:ANALYSIS_SIDE, 0:ANALYSIS_SIDE]
+    page = digit_on(np.full((ANALYSIS_SIDE, ANALYSIS_SIDE), 215), image, (60, 30), 90, 0.5).astype(np.float32)
+    page[rows - 106 <= cols] *= 0.4
+    page = page.astype(np.uint8)
+    assert not dark_on_light(page)
+    analysis = analyse(page)
+    assert analysis.sheet is None and not analysis.light_ink
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
+    x, y, w, h = digit.box
+    assert 55 <= x and x + w <= 155 and 25 <= y and y + h <= 125
