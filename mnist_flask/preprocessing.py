@@ -176,7 +176,8 @@ def check_dimensions(size: tuple[int, int], max_pixels: int) -> None:
 
 
 def to_grayscale(image: Image.Image) -> np.ndarray:
-    """Luminance in 0..255 as float32, with transparency composited onto a contrasting background.
+    """Luminance in 0..255 (bytes, or float32 for 16-bit and float pictures), with transparency
+    composited onto a contrasting background.
 
     A canvas export is dark strokes on a *transparent* background: compositing onto black would
     erase the strokes, so the background is chosen against the colour of the opaque pixels. A
@@ -192,17 +193,23 @@ def luminance(image: Image.Image) -> np.ndarray:
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         return stretch(np.asarray(image, dtype=np.float32))
     if image.mode in ALPHA_MODES:
-        rgba = image.convert("RGBA")
-        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255
-        luminance = np.asarray(rgba.convert("L"), dtype=np.float32)
-        if alpha.min() < 1:
-            ink_level = float((luminance * alpha).sum() / max(alpha.sum(), 1e-6))
-            background = 255.0 if ink_level < 128 else 0.0
-            return luminance * alpha + background * (1 - alpha)
-        return luminance
+        return composited(image.convert("RGBA"))
     if image.mode == "P":  # through RGB, so the palette's colours (not its indices) become luminance
         image = image.convert("RGB")
-    return np.asarray(image if image.mode == "L" else image.convert("L"), dtype=np.float32)
+    return np.asarray(image if image.mode == "L" else image.convert("L"))
+
+
+def composited(rgba: Image.Image) -> np.ndarray:
+    """The luminance (uint8) of a picture with transparency, over white where its opaque pixels are
+    dark (on average, weighted by their opacity) and over black where they are light. In bytes,
+    with OpenCV's saturating arithmetic: a canvas export costs a fraction of the same in floats."""
+    alpha, gray = np.asarray(rgba.getchannel("A")), np.asarray(rgba.convert("L"))
+    if alpha.min() == 255:
+        return gray
+    ink_level = cv2.sumElems(cv2.multiply(gray, alpha, dtype=cv2.CV_32F))[0] / max(float(cv2.sumElems(alpha)[0]), 1.0)
+    if ink_level < 128:  # over white: 255 - (255 - gray) * alpha
+        return 255 - cv2.multiply(255 - gray, alpha, scale=1 / 255)
+    return cv2.multiply(gray, alpha, scale=1 / 255)
 
 
 def may_be_rotated(image: Image.Image) -> bool:
