@@ -841,39 +841,41 @@ def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:
     A sheet half in shadow is found with the shadow evened out (:func:`sheet_under_shadow`).
     Where that finds nothing on a sheet, the "surface" may be the page itself under a shadow
     darker than the lit part (:func:`read_as_shaded`). None for a picture of one area, where it
-    would read the same as the first."""
-    analysis = sheet_under_shadow(analysis) or analysis
-    regions = lit_regions(analysis.small, analysis.kernel, analysis.sheet)
+    would read the same as the first. The hard shadow across the whole picture is found once, for
+    all three."""
+    shade = lit_regions(analysis.small, analysis.kernel, None)
+    analysis = sheet_under_shadow(analysis, shade) or analysis
+    regions = shade if analysis.sheet is None else lit_regions(analysis.small, analysis.kernel, analysis.sheet)
     digit = None if regions is None else read_digit(gray, analysis, regions)
     if analysis.sheet is not None and (digit is None or not digit.found):
-        return read_as_shaded(gray, analysis) or digit
+        return read_as_shaded(gray, analysis, shade) or digit
     return digit
 
 
-def sheet_under_shadow(analysis: Analysis) -> Analysis | None:
-    """The analysis with the sheet found once a hard shadow across the picture is evened out, when
+def sheet_under_shadow(analysis: Analysis, shade: np.ndarray | None) -> Analysis | None:
+    """The analysis with the sheet found once a hard shadow across the picture (``shade``, the areas
+    of :func:`lit_regions` without a sheet) is evened out, when
     that sheet is larger than the one found without: a shadow over part of a note on a desk makes
     that part as dark as the desk, so by brightness alone the sheet is its lit part, or nothing.
     Each area's paper is brought to the lit paper's level (its 90th percentile), which keeps
     the desk darker than the note within each. None when there is no shadow or no larger sheet."""
-    regions = lit_regions(analysis.small, analysis.kernel, None)
-    if regions is None:
+    if shade is None:
         return None
-    levels = np.array([np.percentile(analysis.small[regions == label], 90) for label in range(int(regions.max()) + 1)])
+    levels = np.array([np.percentile(analysis.small[shade == label], 90) for label in range(int(shade.max()) + 1)])
     gains = (levels.max() / np.maximum(levels, 1)).astype(np.float32)
-    evened = cv2.multiply(analysis.small, gains[regions], dtype=cv2.CV_8U)
+    evened = cv2.multiply(analysis.small, gains[shade], dtype=cv2.CV_8U)
     sheet = sheet_region(evened)
     if sheet is None or (analysis.sheet is not None and sheet.sum() <= analysis.sheet.sum()):
         return None
     return analysis._replace(sheet=sheet, light_ink=False)
 
 
-def read_as_shaded(gray: np.ndarray, analysis: Analysis) -> Digit | None:
-    """The digit read as on one page whose darker part is a shadow, not a surface: a shadow over
-    most of the page leaves a lit part that looks like a sheet, and a digit in the shadow then
-    lies off it and stands out from the shadowed paper only (its contrast is measured there)."""
-    regions = lit_regions(analysis.small, analysis.kernel, None)
-    return None if regions is None else read_digit(gray, analysis._replace(sheet=None, light_ink=False), regions)
+def read_as_shaded(gray: np.ndarray, analysis: Analysis, shade: np.ndarray | None) -> Digit | None:
+    """The digit read as on one page whose darker part is a shadow (``shade``), not a surface: a
+    shadow over most of the page leaves a lit part that looks like a sheet, and a digit in the
+    shadow then lies off it and stands out from the shadowed paper only (its contrast is measured
+    there)."""
+    return None if shade is None else read_digit(gray, analysis._replace(sheet=None, light_ink=False), shade)
 
 
 def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None) -> Digit:

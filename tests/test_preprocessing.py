@@ -376,7 +376,7 @@ def test_a_note_half_in_shadow_on_a_desk_is_found_whole_once_the_shadow_is_evene
     page = page.astype(np.uint8)
     analysis = analyse(page)
     assert analysis.sheet is None or not analysis.sheet[98, 73]
-    evened = sheet_under_shadow(analysis)
+    evened = sheet_under_shadow(analysis, lit_regions(analysis.small, analysis.kernel, None))
     assert evened.sheet[98, 73] and evened.sheet[35:165, 30:170].mean() > 0.95 and not evened.sheet[5:25].any()
     first = find_digit(page)
     again = first.second_look()
