@@ -829,9 +829,15 @@ def find_digit(gray: np.ndarray) -> Digit:
 
     The first reading closes the paper across the whole picture (:func:`read_digit`); the second
     look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`).
-    ``gray`` is uint8, as :func:`to_mnist` passes it."""
+    Light ink in which nothing digit-like is found is read again as dark ink: a page in shadow but
+    for a lit strip too narrow to count as a shadow's lit side (``SHADE_SHARE``) looks like a dark
+    board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
-    return replace(read_digit(gray, analysis, regions=None), second_look=partial(read_by_areas, gray, analysis))
+    digit = read_digit(gray, analysis, regions=None)
+    if not digit.found and analysis.light_ink:
+        analysis = analysis._replace(light_ink=False)
+        digit = read_digit(gray, analysis, regions=None)
+    return replace(digit, second_look=partial(read_by_areas, gray, analysis))
 
 
 def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:

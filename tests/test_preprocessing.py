@@ -401,3 +401,19 @@ def test_a_page_mostly_in_shadow_is_dark_ink_on_paper_not_a_board(mnist_test):
     assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
     x, y, w, h = digit.box
     assert 55 <= x and x + w <= 155 and 25 <= y and y + h <= 125
+
+
+def test_a_page_in_shadow_but_for_a_narrow_lit_strip_is_read_as_dark_ink_when_light_ink_finds_nothing(mnist_test):
+    """A lit strip too narrow for a hard shadow to be found (``SHADE_SHARE``) stands further above
+    the median than the pencil below it, so the page looks like a dark board with the strip as
+    chalk; read that way, nothing digit-like is found, and it is read again as dark ink."""
+    image = mnist_test[0][0]
+    page = np.full((ANALYSIS_SIDE, ANALYSIS_SIDE), 75.0)
+    page[:, -10:] = 215  # the lit strip along one edge, 5 % of the picture
+    page = digit_on(page, image, (50, 50), 90, 0.65)
+    analysis = analyse(page)
+    assert analysis.sheet is None and analysis.light_ink
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
+    x, y, w, h = digit.box
+    assert 45 <= x and x + w <= 145 and 45 <= y and y + h <= 145
