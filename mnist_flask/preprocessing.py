@@ -326,6 +326,9 @@ ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, pa
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
 SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and leaves as much lit
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
+TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
+FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
+FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
 SEAM = 2  # pixels either side of a shadow's (a sheet's) edge that its blur can cover
 
 
@@ -645,8 +648,9 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     of the picture's edge.
 
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
-    blob, whose widest point is far wider than a stroke; a speck) and for lying off the sheet or
-    touching the picture's edge, where shadows and surfaces are."""
+    blob, whose widest point is far wider than a stroke; a speck), for lying off the sheet or
+    touching the picture's edge, where shadows and surfaces are, and, among the best few, for
+    fading out rather than ending at an edge (:func:`fades_out`)."""
     height, width = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
@@ -662,6 +666,11 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         on_sheet = np.bincount(labels.ravel(), weights=sheet.ravel(), minlength=count)[1:] / area
         score *= np.where(on_sheet < 0.5, 0.02, on_sheet)
     best = int(np.argmax(score))
+    for _ in range(TIP_CHECKS):
+        if score[best] <= 0 or not fades_out(labels, ink, best + 1, stats[best + 1]):
+            break
+        score[best] *= 0.1
+        best = int(np.argmax(score))
     if h[best] < 6 or area[best] < 20 or score[best] <= 0:
         return None
     if lead and (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2])):
@@ -674,6 +683,21 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     )  # fmt: skip
     keep = np.concatenate([[False], near])
     return keep[labels]
+
+
+def fades_out(labels: np.ndarray, ink: np.ndarray, label: int, stats: np.ndarray) -> bool:
+    """Whether much of a component's outline (``label``, OpenCV's ``stats`` row) has no edge in
+    the ink. Where the paper's closing spans a shadow's soft edge or narrow tip, the shadow looks
+    like ink that fades out where the closing stops reaching across; a stroke stands out from its
+    paper all around."""
+    x, y, w, h = (int(v) for v in stats[:4])
+    window = slice(max(0, y - 1), y + h + 1), slice(max(0, x - 1), x + w + 1)
+    component = (labels[window] == label).view(np.uint8)
+    outline = component.astype(bool) & ~cv2.erode(component, np.ones((3, 3), np.uint8)).astype(bool)
+    ink = ink[window].astype(np.float32)
+    slope = cv2.magnitude(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3))[outline]
+    steep = np.partition(slope, 9 * len(slope) // 10)[9 * len(slope) // 10]
+    return np.count_nonzero(slope < FADING * steep) > FADED_SHARE * len(slope)
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int]:

@@ -27,6 +27,7 @@ from mnist_flask.preprocessing import (
     plain_jpeg,
     prepare_upload,
     analyse,
+    choose_digit,
     clean_ink,
     dark_on_light,
     read_clean,
@@ -417,3 +418,17 @@ def test_a_page_in_shadow_but_for_a_narrow_lit_strip_is_read_as_dark_ink_when_li
     assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
     x, y, w, h = digit.box
     assert 45 <= x and x + w <= 145 and 45 <= y and y + h <= 145
+
+
+def test_the_band_a_shadow_s_soft_edge_leaves_is_passed_over_for_the_digit_beside_it(mnist_test):
+    """Where the paper's closing spans a shadow's soft edge, the darkest strip of the shadow looks
+    like ink that fades out across it; with more ink than the digit, it was chosen, and read as a
+    confident "1". A stroke stands out from its paper all around."""
+    image = mnist_test[0][0]
+    ink = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.float32)
+    ink[20:170, 100:130] = np.linspace(0.6, 0.0, 30)[None, :]  # sharp on the shadow's edge, fading into it
+    ink[60:100, 30:70] = cv2.resize(image, (40, 40)) / 255 * 0.6
+    mask = (ink > 0.2).astype(np.uint8)
+    chosen = choose_digit(mask, ink, None)
+    x, y, w, h = cv2.boundingRect(chosen.astype(np.uint8))
+    assert 30 <= x and x + w <= 70 and 60 <= y and y + h <= 100
