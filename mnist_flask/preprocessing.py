@@ -492,11 +492,15 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     shorter than a segment bridged. Such a run, longer than ``LINE_SHORTEST`` of the picture or
     reaching its edge (a rule cut short by the digit), can be a printed line: see
     :func:`printed_lines`. A digit's straight strokes are thicker for their length.
+
+    A stroke keeps its pixels on a line where it crosses it (it is longer across than the line is
+    thick; lines the other way are no such strokes, so a grid leaves no dots where its lines
+    cross), and where it meets the line from both sides (a slanted stroke is cut otherwise).
     """
     height, width = mask.shape
     side = max(height, width)
     segment = max(9, int(LINE_SEGMENT * side))
-    lines, found_any = np.zeros_like(mask), np.zeros_like(mask)
+    runs = []
     for along in ((1, segment), (segment, 1)):
         horizontal = along[0] == 1
         widened = cv2.dilate(loose, np.ones((3, 1) if horizontal else (1, 3), np.uint8))  # tilted lines
@@ -511,12 +515,17 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
         if not candidate.any():
             continue
         found, thickest = printed_lines(straight, labels, candidate, length, horizontal, side)
-        found_any |= found
-        if thickest:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
-            across = round(thickest) + 4
-            crossing = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((across, 1) if horizontal else (1, across), np.uint8))
-            lines |= found & ~crossing
-    return mask & ~lines & 1, found_any
+        if thickest:
+            runs.append((found, np.ones((round(thickest) + 4, 1) if horizontal else (1, round(thickest) + 4), np.uint8)))
+    found_any = functools.reduce(np.bitwise_or, (found for found, _ in runs), np.zeros_like(mask))
+    lines = np.zeros_like(mask)
+    for found, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
+        strokes = mask & ~(found_any & ~found)  # lines the other way cross them too, but are no strokes
+        lines |= found & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
+    kept = mask & ~lines & 1
+    for _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
+        kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
+    return kept, found_any
 
 
 def printed_lines(

@@ -34,6 +34,7 @@ from mnist_flask.preprocessing import (
     find_digit,
     read_luminance,
     relative_ink,
+    remove_lines,
     lit_regions,
     sheet_under_shadow,
     to_grayscale,
@@ -432,3 +433,28 @@ def test_the_band_a_shadow_s_soft_edge_leaves_is_passed_over_for_the_digit_besid
     chosen = choose_digit(mask, ink, None)
     x, y, w, h = cv2.boundingRect(chosen.astype(np.uint8))
     assert 30 <= x and x + w <= 70 and 60 <= y and y + h <= 100
+
+
+def test_squared_paper_leaves_no_dots_where_its_lines_cross():
+    """Each line crosses the others; they are no strokes, so nothing of the grid is kept (dots at
+    every crossing looked like noise spread over the page, and hid a small digit)."""
+    grid = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
+    grid[8::16, :] = grid[9::16, :] = 1
+    grid[:, 8::16] = grid[:, 9::16] = 1
+    kept, lines = remove_lines(grid, grid)
+    assert not kept.any() and lines[8, 100] and lines[100, 8]
+
+
+def test_a_stroke_a_ruled_line_cuts_is_joined_again():
+    """A slanted stroke crosses the rule in fewer pixels per column than it takes to count as
+    crossing it (the rule's thickness and a margin): its pixels on the rule go with the rule, and
+    where the stroke meets the rule from both sides they come back, so the stroke stays whole."""
+    page = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
+    rows = np.arange(92, 112)
+    for dx in range(5):  # 5 pixels wide at the low threshold lines are found at, 45 degrees
+        page[rows, 60 + (rows - 92) + dx] = 1
+    page[100:102, :] = 1  # the rule, 2 pixels thick
+    kept, _ = remove_lines(page, page)
+    assert not kept[100, :60].any() and not kept[100, 80:].any()
+    count, _ = cv2.connectedComponents(kept)
+    assert count == 2  # the background and the whole stroke
