@@ -91,7 +91,7 @@ def describe_version(folder: Path) -> dict:
     }
 
 
-SECOND_LOOK_BELOW = 0.9  # a first reading the model is less sure of is read again, where the picture allows
+SECOND_LOOK_BELOW = 0.99  # a first reading the model is less sure of is read again, where the picture allows
 
 
 @dataclass
