@@ -516,7 +516,8 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
             continue
         found, thickest = printed_lines(straight, labels, candidate, length, horizontal, side)
         if thickest:
-            runs.append((found, np.ones((round(thickest) + 4, 1) if horizontal else (1, round(thickest) + 4), np.uint8)))
+            reach = round(thickest) + 4
+            runs.append((found, np.ones((reach, 1) if horizontal else (1, reach), np.uint8)))
     found_any = functools.reduce(np.bitwise_or, (found for found, _ in runs), np.zeros_like(mask))
     lines = np.zeros_like(mask)
     for found, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
@@ -701,8 +702,8 @@ def fades_out(labels: np.ndarray, ink: np.ndarray, label: int, stats: np.ndarray
     paper all around."""
     x, y, w, h = (int(v) for v in stats[:4])
     window = slice(max(0, y - 1), y + h + 1), slice(max(0, x - 1), x + w + 1)
-    component = (labels[window] == label).view(np.uint8)
-    outline = component.astype(bool) & ~cv2.erode(component, np.ones((3, 3), np.uint8)).astype(bool)
+    inside = labels[window] == label
+    outline = inside & ~cv2.erode(inside.view(np.uint8), np.ones((3, 3), np.uint8)).view(bool)
     ink = ink[window].astype(np.float32)
     slope = cv2.magnitude(cv2.Sobel(ink, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(ink, cv2.CV_32F, 0, 1, ksize=3))[outline]
     steep = np.partition(slope, 9 * len(slope) // 10)[9 * len(slope) // 10]
