@@ -355,14 +355,18 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     if area < 0.12 * coarse.size or min(w, h) < 0.3 * min(size):
         return None
     region = (labels == largest).astype(np.uint8)
-    inner = max(3, round(0.2 * min(size)) | 1)  # wider than any stroke: a bright digit on a board vanishes
-    if cv2.erode(region, np.ones((inner, inner), np.uint8)).sum() < 0.3 * area:
-        return None
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=cv2.contourArea)
+    hull = cv2.convexHull(contour)
+    four_sided = len(cv2.approxPolyDP(hull, 0.03 * cv2.arcLength(hull, True), True)) <= 5  # five: a corner out of frame
+    # a disc wider than any stroke, so a bright digit on a board vanishes; for a four-sided shape (a
+    # bold digit the closing fills is rounder), at most a third of its own width: a small note stays
+    inner = max(3, round(min(0.2 * min(size), 0.3 * min(w, h)) if four_sided else 0.2 * min(size)) | 1)
+    if cv2.erode(region, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (inner, inner))).sum() < 0.3 * area:
+        return None
     filled = np.zeros_like(bright)
     cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED)
-    solidity = filled.sum() / max(cv2.contourArea(cv2.convexHull(contour)), 1)
+    solidity = filled.sum() / max(cv2.contourArea(hull), 1)
     if solidity < 0.85 or bright[filled == 1].mean() < 0.75:  # a sheet is convex and mostly paper
         return None
     ring = np.ones((5, 5), np.uint8)
