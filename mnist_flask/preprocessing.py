@@ -358,8 +358,7 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=cv2.contourArea)
     hull = cv2.convexHull(contour)
-    four_sided = len(cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)) <= 5  # five: a corner out of frame
-    if cv2.erode(region, stroke_proof_kernel(size, (w, h), four_sided)).sum() < 0.3 * area:
+    if cv2.erode(region, stroke_proof_kernel(size, (w, h), hull)).sum() < 0.3 * area:
         return None
     filled = np.zeros_like(bright)
     cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED)
@@ -374,13 +373,14 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], four_sided: bool) -> np.ndarray:
+def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], hull: np.ndarray) -> np.ndarray:
     """What a sheet must survive an erosion by: a square a fifth of the picture's shorter side,
     wider than any stroke, so a bold digit on a board (which the closing fills) vanishes. A
-    four-sided shape (such a digit is rounder) is eroded by a disc at most a third of its own
-    shorter side instead, so a small note turned on a desk stays."""
-    side = max(3, round(0.2 * min(size)) | 1)
-    if not four_sided:
+    four-sided shape (its ``hull`` within 2 % of its outline has at most five corners, five where
+    one is out of frame; such a digit is rounder) is eroded by a disc at most a third of its own
+    shorter side (``box``) instead, so a small note turned on a desk stays."""
+    if len(cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)) > 5:
+        side = max(3, round(0.2 * min(size)) | 1)
         return np.ones((side, side), np.uint8)
     side = max(3, round(min(0.2 * min(size), 0.3 * min(box))) | 1)
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))
