@@ -330,6 +330,8 @@ TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shado
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
 FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
 SEAM = 2  # pixels either side of a shadow's (a sheet's) edge that its blur can cover
+DIM_PAPER = 190 / 255  # paper darker than this is in dim light: its ink's contrast is measured against it
+DIMMEST_INK = 24 / 255  # ... but the ink must still stand out this far on the full scale
 
 
 def sheet_region(gray: np.ndarray) -> np.ndarray | None:
@@ -938,18 +940,22 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
     ``DETAILED_DIGIT`` there is read from the larger picture (:func:`strokes_in_detail`). A second
     pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
-    and surfaces between bright paper, which then look like ink next to the digit."""
+    and surfaces between bright paper, which then look like ink next to the digit. Such tips
+    reaching the picture's edge make it as busy as noise, where no shape may lead by
+    ``NOISE_LEAD``: then the best shape all the same sets the second pass's width, and that pass,
+    in which the tips are paper again, must find a leader itself."""
     small, sheet, light_ink, kernel = analysis
     found = strokes_in(small, sheet, light_ink, kernel, regions)
+    best = found or strokes_in(small, sheet, light_ink, kernel, regions, noise_lead=False)
+    if best is None:
+        return NOT_FOUND
+    width = 2 * float(np.percentile(cv2.distanceTransform(best[0].astype(np.uint8), cv2.DIST_L2, 3)[best[0]], 90))
+    narrower = max(5, round(3 * width + 3) | 1)
+    if narrower < 0.6 * kernel and (narrow := strokes_in(small, sheet, light_ink, narrower, regions)) is not None:
+        found, kernel = narrow, narrower
     if found is None:
         return NOT_FOUND
     chosen, relative = found
-    width = 2 * float(np.percentile(cv2.distanceTransform(chosen.astype(np.uint8), cv2.DIST_L2, 3)[chosen], 90))
-    narrower = max(5, round(3 * width + 3) | 1)
-    if narrower < 0.6 * kernel:
-        found = strokes_in(small, sheet, light_ink, narrower, regions)
-        if found is not None:
-            (chosen, relative), kernel = found, narrower
     box = ink_box(chosen)
     if small.shape == gray.shape or max(box[2:]) >= DETAILED_DIGIT:
         strokes = with_edges(relative, chosen)
@@ -998,9 +1004,10 @@ def with_edges(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
 
 
 def strokes_in(
-    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None
+    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None, noise_lead: bool = True
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide."""
+    """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide;
+    without ``noise_lead``, the best shape even in a picture as busy as noise."""
     relative, darkness = relative_ink(gray, light_ink, kernel, regions)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
@@ -1008,20 +1015,38 @@ def strokes_in(
     if peak <= 0:
         return None
     mask = above_peak(relative, peak) & unlined
-    noisy = sheet is None and looks_like_noise(mask.astype(bool))
+    noisy = noise_lead and sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
-    if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
+    if chosen is None or contrast(chosen, relative, darkness, regions, sheet, plain=sheet is None and not noisy) < MIN_CONTRAST:
         return None
     return chosen, relative
 
 
-def contrast(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, regions: np.ndarray | None, sheet: np.ndarray | None) -> float:
-    """How far the strokes stand out, on the full scale; for strokes on paper in a hard shadow
-    (read with each area apart), against the shadowed paper itself. Not so on a surface: a desk's
-    grain stands out from its dark wood as much as ink."""
+def contrast(
+    chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, regions: np.ndarray | None, sheet: np.ndarray | None, plain: bool
+) -> float:
+    """How far the strokes stand out, on the full scale; against the paper itself where the paper
+    is dark: strokes in a hard shadow (read with each area apart), and strokes on a ``plain`` page
+    (no sheet, not noisy) in dim light (:func:`in_dim_light`). Ink takes a share of the light that
+    paper reflects, so under half the light it stands out half as far on the full scale. Not so on
+    a surface: a desk's grain stands out from its dark wood as much as ink."""
     shadow = 1 + (sheet is not None)  # the shadow's number among the areas (see lit_regions)
     in_shadow = regions is not None and np.median(regions[chosen]) == shadow
-    return float((relative if in_shadow else darkness)[chosen].max())
+    dim = plain and in_dim_light(chosen, relative, darkness)
+    return float((relative if in_shadow or dim else darkness)[chosen].max())
+
+
+def in_dim_light(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray) -> bool:
+    """Whether strokes lie on paper darker than ``DIM_PAPER`` and still stand out ``DIMMEST_INK``
+    on the full scale, clear of the picture's edge (where a dark surface's texture reaches in).
+    The paper's level under the strokes is their darkness over their relative darkness."""
+    x, y, w, h = ink_box(chosen)
+    if x == 0 or y == 0 or x + w == chosen.shape[1] or y + h == chosen.shape[0]:
+        return False
+    strokes = chosen & (relative > 0)
+    if not strokes.any() or float(darkness[chosen].max()) < DIMMEST_INK:
+        return False
+    return float(np.median(darkness[strokes] / relative[strokes])) < DIM_PAPER
 
 
 def prepare_upload(data: bytes, max_pixels: int) -> Digit:

@@ -479,3 +479,38 @@ def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_te
     assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
     x, y, w, h = digit.box
     assert 200 <= x and x + w <= 300 and 100 <= y and y + h <= 200
+
+
+def test_pencil_on_a_page_in_dim_light_is_read_and_the_bare_page_is_blank(mnist_test):
+    """Under dim light a pencil digit darkens the paper by the same share as under a lamp, but by
+    fewer grey levels: a fifth of a page at 150 is 30 levels, under the full-scale contrast a blank
+    picture has. On a plain page in dim light the strokes are measured against the paper; the same
+    page with nothing on it stays blank."""
+    image = mnist_test[0][0]
+    side = 2 * ANALYSIS_SIDE
+    light = np.linspace(135, 160, side)[None, :] + np.random.default_rng(0).normal(0, 3, (side, side))
+    ink = 0.2
+    assert ink * 160 < MIN_CONTRAST * 255  # the strokes stand out less than a blank picture's threshold
+    page = digit_on(light, image, (150, 120), 90, ink)
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
+    x, y, w, h = digit.box
+    assert 150 <= x and x + w <= 240 and 120 <= y and y + h <= 210
+    assert not find_digit(np.clip(light, 0, 255).astype(np.uint8)).found
+
+
+def test_a_soft_shadow_tip_at_the_edge_leaves_the_digit_found(mnist_test):
+    """A thin shadow with a soft edge reaching in from the picture's edge: the paper's wide closing
+    fills it, the picture looks as busy as noise, and next to that ink the digit does not lead by
+    the noise margin. Read again with the closing a few of the digit's stroke widths wide, the tip
+    is paper and the digit is read."""
+    image = mnist_test[0][0]
+    side = 2 * ANALYSIS_SIDE
+    page = np.linspace(215, 180, side)[:, None] + np.random.default_rng(0).normal(0, 3, (side, side))
+    tip = np.zeros((side, side), np.uint8)
+    cv2.fillPoly(tip, [np.array([(320, 220), (280, side), (333, side)], np.int32)], 1)
+    page = digit_on(page * (1 - 0.4 * cv2.GaussianBlur(tip.astype(np.float32), (0, 0), 5)), image, (100, 60), 90, 0.8)
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
+    x, y, w, h = digit.box
+    assert 100 <= x and x + w <= 190 and 60 <= y and y + h <= 150
