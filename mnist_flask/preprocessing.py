@@ -320,6 +320,7 @@ LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
+DENSE_LINES = 0.25  # a page whose printed lines cover more than this share is ruled too densely to cut them out (line_level)
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
@@ -1011,6 +1012,18 @@ def strokes_in(
     relative, darkness = relative_ink(gray, light_ink, kernel, regions)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
+    found = strokes_among(relative, darkness, unlined, lines, sheet, regions, noise_lead)
+    if found is None and lines.mean() > DENSE_LINES:
+        relative = np.clip(relative - line_level(relative), 0, None)
+        found = strokes_among(relative, darkness, (relative > FAINTEST).astype(np.uint8), np.zeros_like(lines), sheet, regions, noise_lead)
+    return found
+
+
+def strokes_among(
+    relative: np.ndarray, darkness: np.ndarray, unlined: np.ndarray, lines: np.ndarray, sheet: np.ndarray | None, regions: np.ndarray | None, noise_lead: bool
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``
+    may not set the threshold), and the relative ink map: see :func:`strokes_in`."""
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
@@ -1020,6 +1033,17 @@ def strokes_in(
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet, plain=sheet is None and not noisy) < MIN_CONTRAST:
         return None
     return chosen, relative
+
+
+def line_level(relative: np.ndarray) -> np.ndarray:
+    """The ink of printed lines alone, in a page ruled too densely for :func:`remove_lines`: an
+    opening along a line ``LINE_SEGMENT`` long, across and down the page, keeps what lies along a
+    line and drops what crosses it. Where a grid's lines are a few pixels apart, a digit's strokes
+    join them into one run and would go with them; taken off by level instead, the strokes
+    (darker than the lines) are left."""
+    length = max(9, int(LINE_SEGMENT * max(relative.shape)))
+    across = cv2.morphologyEx(relative, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
+    return np.maximum(across, cv2.morphologyEx(relative, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)))
 
 
 def contrast(

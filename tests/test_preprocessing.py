@@ -514,3 +514,19 @@ def test_a_soft_shadow_tip_at_the_edge_leaves_the_digit_found(mnist_test):
     assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
     x, y, w, h = digit.box
     assert 100 <= x and x + w <= 190 and 60 <= y and y + h <= 150
+
+
+def test_a_digit_on_a_densely_squared_page_is_read_and_the_bare_grid_is_blank(mnist_test):
+    """Squared paper with lines four pixels apart where the digit is searched: a small digit's
+    strokes join the grid into one run and went out with it, so nothing was found. Taken off by level, the lines leave the
+    darker strokes; the grid alone leaves nothing."""
+    image = mnist_test[0][0]
+    side = 2 * ANALYSIS_SIDE
+    grid = np.full((side, side), 230.0) + np.random.default_rng(0).normal(0, 2, (side, side))
+    grid[:, 3::8] = grid[3::8, :] = 190
+    page = digit_on(grid, image, (150, 120), 40, 0.6)
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
+    x, y, w, h = digit.box
+    assert 150 <= x and x + w <= 190 and 120 <= y and y + h <= 160
+    assert not find_digit(np.clip(grid, 0, 255).astype(np.uint8)).found
