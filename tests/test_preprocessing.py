@@ -530,3 +530,17 @@ def test_a_digit_on_a_densely_squared_page_is_read_and_the_bare_grid_is_blank(mn
     x, y, w, h = digit.box
     assert 150 <= x and x + w <= 190 and 120 <= y and y + h <= 160
     assert not find_digit(np.clip(grid, 0, 255).astype(np.uint8)).found
+
+
+def test_a_bold_printed_frame_around_the_digit_is_a_line(mnist_test):
+    """A form's frame printed four hundredths of the picture thick: its sides are still ten times
+    longer than thick, so they are lines to take out, not the digit."""
+    image = mnist_test[0][0]
+    side = 2 * ANALYSIS_SIDE
+    page = np.full((side, side), 235.0) + np.random.default_rng(0).normal(0, 2, (side, side))
+    cv2.rectangle(page, (90, 90), (290, 290), 60, 16)
+    page = digit_on(page, image, (150, 150), 80, 0.8)
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
+    x, y, w, h = digit.box
+    assert 150 <= x and x + w <= 230 and 150 <= y and y + h <= 230
