@@ -92,6 +92,7 @@ def describe_version(folder: Path) -> dict:
 
 
 SECOND_LOOK_BELOW = 0.99  # a first reading the model is less sure of is read again, where the picture allows
+CLEAR_OF_EDGE_SURE = 0.9  # a second look clear of the picture's edge replaces a first at it when the model is this sure of it
 
 
 @dataclass
@@ -116,13 +117,15 @@ class Classifier:
         return [self.answer(digit, row) for digit, row in zip(digits, rounded_probabilities(probabilities))]
 
     def second_looks(self, digits: list[Digit], probabilities: np.ndarray) -> tuple[list[Digit], np.ndarray]:
-        """Where a digit was not found, or the model gives it less than ``SECOND_LOOK_BELOW``, and
-        the picture can be read another way (:attr:`Digit.second_look`): the other reading, if it
-        finds a digit and the model is surer of it. The other readings are made only here, for the
-        few pictures in doubt."""
+        """Where a digit was not found, or its strokes reach the picture's edge, or the model gives
+        it less than ``SECOND_LOOK_BELOW``, and the picture can be read another way
+        (:attr:`Digit.second_look`): the other reading, if it finds a digit and the model is surer
+        of it, or, for a first reading at the edge, if it is clear of the edge and the model is
+        ``CLEAR_OF_EDGE_SURE`` of it (a shadow's tip at the edge is read as a confident "1"). The
+        other readings are made only here, for the few pictures in doubt."""
         doubtful = [
             index for index, digit in enumerate(digits)
-            if digit.second_look and (not digit.found or probabilities[index].max() < SECOND_LOOK_BELOW)
+            if digit.second_look and (not digit.found or digit.at_edge or probabilities[index].max() < SECOND_LOOK_BELOW)
         ]  # fmt: skip
         looked = [(index, other) for index in doubtful if (other := digits[index].second_look()) is not None]
         if not looked:
@@ -130,7 +133,9 @@ class Classifier:
         again = self.predict(np.array([other.pixels for _, other in looked]))
         digits, probabilities = list(digits), probabilities.copy()
         for (index, other), row in zip(looked, again):
-            if other.found and (not digits[index].found or row.max() > probabilities[index].max()):
+            first = digits[index]
+            clear_of_edge = first.at_edge and not other.at_edge and row.max() >= CLEAR_OF_EDGE_SURE
+            if other.found and (not first.found or clear_of_edge or row.max() > probabilities[index].max()):
                 digits[index], probabilities[index] = other, row
         return digits, probabilities
 

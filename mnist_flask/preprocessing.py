@@ -93,12 +93,15 @@ class Digit:
 
     ``second_look``, when set, reads the picture again another way (a photo split by a hard
     shadow, read with each side's paper apart), or gives None where that way reads the same: the
-    classifier takes it when the model doubts the first reading (``Classifier.answers``)."""
+    classifier takes it when the model doubts the first reading (``Classifier.answers``), or when
+    the strokes read reach the picture's edge (``at_edge``), where shadows' tips and surfaces lie
+    and a confident reading may be of one of them."""
 
     pixels: np.ndarray
     found: bool
     box: tuple[int, int, int, int] | None = None
     second_look: Callable[[], Digit | None] | None = field(default=None, compare=False, repr=False)
+    at_edge: bool = False
 
     def where(self) -> dict | None:
         """The box as the API states it."""
@@ -114,7 +117,7 @@ class Digit:
         x, y, w, h = self.box
         left, top = int(x * sx), int(y * sy)
         right, bottom = min(to_size[0], -int(-(x + w) * sx // 1)), min(to_size[1], -int(-(y + h) * sy // 1))
-        return Digit(self.pixels, self.found, (left, top, right - left, bottom - top), second_look)
+        return Digit(self.pixels, self.found, (left, top, right - left, bottom - top), second_look, self.at_edge)
 
 
 NOT_FOUND = Digit(np.zeros((28, 28), np.float32), found=False)
@@ -962,7 +965,14 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
         strokes = with_edges(relative, chosen)
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
-    return Digit(fit_to_field(strokes), found=True, box=box).scaled(small.shape, gray.shape[::-1])
+    digit = Digit(fit_to_field(strokes), found=True, box=box, at_edge=reaches_edge(box, small.shape))
+    return digit.scaled(small.shape, gray.shape[::-1])
+
+
+def reaches_edge(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """Whether a box (x, y, width, height) touches the edge of a picture of ``shape`` (rows, columns)."""
+    x, y, w, h = box
+    return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
 
 
 def fit_within(gray: np.ndarray, side: int) -> np.ndarray:
@@ -1064,8 +1074,7 @@ def in_dim_light(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray)
     """Whether strokes lie on paper darker than ``DIM_PAPER`` and still stand out ``DIMMEST_INK``
     on the full scale, clear of the picture's edge (where a dark surface's texture reaches in).
     The paper's level under the strokes is their darkness over their relative darkness."""
-    x, y, w, h = ink_box(chosen)
-    if x == 0 or y == 0 or x + w == chosen.shape[1] or y + h == chosen.shape[0]:
+    if reaches_edge(ink_box(chosen), chosen.shape):
         return False
     strokes = chosen & (relative > 0)
     if not strokes.any() or float(darkness[chosen].max()) < DIMMEST_INK:

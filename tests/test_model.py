@@ -6,6 +6,7 @@ import json
 import re
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +198,23 @@ def test_a_doubtful_reading_takes_the_surer_second_look_and_only_that(classifier
     for nothing_better in (NOT_FOUND, None):  # None: the picture reads the same the other way
         kept = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: nothing_better)])[0]
         assert kept["probabilities"] == doubt["probabilities"] and kept["box"] == {"x": 1, "y": 2, "width": 3, "height": 4}
+
+
+def test_a_sure_reading_at_the_pictures_edge_gives_way_to_a_sure_one_clear_of_it(classifier, mnist_test):
+    """A shadow's tip at the picture's edge reads as a confident "1": a reading whose strokes reach
+    the edge is read again, and a second look clear of the edge that the model is sure enough of
+    is taken even though the first was surer. A second look at the edge too leaves the first
+    reading, and a reading clear of the edge is not read again."""
+    images, labels = mnist_test
+    tip = np.zeros((28, 28), np.float32)
+    tip[4:24, 13:15] = 1.0
+    first = classifier.answers([Digit(tip, True, (0, 10, 4, 40))])[0]
+    assert first["prediction"] == 1 and first["confidence"] >= SECOND_LOOK_BELOW
+    index = next(index for index in range(100) if labels[index] != 1)
+    clear = to_mnist(images[index])
+    answer = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: clear, at_edge=True)])[0]
+    assert answer["prediction"] == labels[index] and answer["box"] == clear.where()
+    also_at_edge = replace(clear, at_edge=True)
+    kept = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: also_at_edge, at_edge=True)])[0]
+    assert kept["prediction"] == 1 and kept["box"] == {"x": 0, "y": 10, "width": 4, "height": 40}
+    assert classifier.answers([unlooked(Digit(tip, True, (0, 10, 4, 40)))])[0] == first
