@@ -118,24 +118,21 @@ class Classifier:
 
     def second_looks(self, digits: list[Digit], probabilities: np.ndarray) -> tuple[list[Digit], np.ndarray]:
         """Where a digit was not found, or its strokes reach the picture's edge, or the model gives
-        it less than ``SECOND_LOOK_BELOW``, and the picture can be read another way
-        (:attr:`Digit.second_look`): the other reading, if it finds a digit and the model is surer
-        of it, or, for a first reading at the edge, if it is clear of the edge and the model is
-        ``CLEAR_OF_EDGE_SURE`` of it (a shadow's tip at the edge is read as a confident "1"). The
+        it less than ``SECOND_LOOK_BELOW``, and the picture can be read other ways
+        (:attr:`Digit.second_look`): the reading the model prefers (:func:`preference`). The
         other readings are made only here, for the few pictures in doubt."""
         doubtful = [
             index for index, digit in enumerate(digits)
             if digit.second_look and (not digit.found or digit.at_edge or probabilities[index].max() < SECOND_LOOK_BELOW)
         ]  # fmt: skip
-        looked = [(index, other) for index in doubtful if (other := digits[index].second_look()) is not None]
+        looked = [(index, other) for index in doubtful for other in digits[index].second_look()]
         if not looked:
             return digits, probabilities
         again = self.predict(np.array([other.pixels for _, other in looked]))
         digits, probabilities = list(digits), probabilities.copy()
+        at_edge = {index: digits[index].at_edge for index in doubtful}
         for (index, other), row in zip(looked, again):
-            first = digits[index]
-            clear_of_edge = first.at_edge and not other.at_edge and row.max() >= CLEAR_OF_EDGE_SURE
-            if other.found and (not first.found or clear_of_edge or row.max() > probabilities[index].max()):
+            if preference(other, row, at_edge[index]) > preference(digits[index], probabilities[index], at_edge[index]):
                 digits[index], probabilities[index] = other, row
         return digits, probabilities
 
@@ -149,6 +146,14 @@ class Classifier:
             "box": digit.where(),
             "model": self.label,
         }
+
+
+def preference(digit: Digit, probabilities: np.ndarray, first_at_edge: bool) -> tuple[bool, bool, float]:
+    """How a reading ranks among a picture's readings: found first; then, where the first reading
+    reaches the picture's edge, a reading clear of it that the model is ``CLEAR_OF_EDGE_SURE`` of
+    (a shadow's tip at the edge reads as a confident "1"); then the model's confidence."""
+    clear = first_at_edge and not digit.at_edge and probabilities.max() >= CLEAR_OF_EDGE_SURE
+    return digit.found, clear, float(probabilities.max())
 
 
 def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[[list[Digit]], list[dict]]) -> list[dict]:

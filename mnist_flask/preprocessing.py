@@ -91,16 +91,17 @@ class Digit:
     """A 28x28 float32 field in [0, 1], whether a digit-like shape was found in the picture, and
     where: ``box`` is (x, y, width, height) of its strokes in the picture's pixels, None if not found.
 
-    ``second_look``, when set, reads the picture again another way (a photo split by a hard
-    shadow, read with each side's paper apart), or gives None where that way reads the same: the
-    classifier takes it when the model doubts the first reading (``Classifier.answers``), or when
-    the strokes read reach the picture's edge (``at_edge``), where shadows' tips and surfaces lie
-    and a confident reading may be of one of them."""
+    ``second_look``, when set, reads the picture again in other ways (a photo split by a hard
+    shadow, read with each side's paper apart; a "sheet" read as a page in shadow): the digits
+    found, none where those ways read the same. The classifier looks when the model doubts the
+    first reading (``Classifier.answers``), or when the strokes read reach the picture's edge
+    (``at_edge``), where shadows' tips and surfaces lie and a confident reading may be of one of
+    them, and keeps the reading it is surest of."""
 
     pixels: np.ndarray
     found: bool
     box: tuple[int, int, int, int] | None = None
-    second_look: Callable[[], Digit | None] | None = field(default=None, compare=False, repr=False)
+    second_look: Callable[[], list[Digit]] | None = field(default=None, compare=False, repr=False)
     at_edge: bool = False
 
     def where(self) -> dict | None:
@@ -110,7 +111,7 @@ class Digit:
     def scaled(self, from_shape: tuple[int, int], to_size: tuple[int, int]) -> Digit:
         """The same digit with its box moved from a picture of ``from_shape`` (rows, columns) to
         the same picture at ``to_size`` (width, height)."""
-        second_look = self.second_look and (lambda: (other := self.second_look()) and other.scaled(from_shape, to_size))
+        second_look = self.second_look and (lambda: [other.scaled(from_shape, to_size) for other in self.second_look()])
         if self.box is None:
             return replace(self, second_look=second_look)
         sx, sy = to_size[0] / from_shape[1], to_size[1] / from_shape[0]
@@ -791,7 +792,13 @@ def read_clean(gray: np.ndarray) -> Digit | None:
         return None
     digit = Digit(fit_to_field(with_edges(relative, chosen)), True, ink_box(chosen)).scaled(small.shape, (width, height))
     x, y, w, h = digit.box
-    return replace(digit, box=(x + left, y + top, w, h), second_look=partial(find_digit, gray))
+    return replace(digit, box=(x + left, y + top, w, h), second_look=partial(read_fully, gray))
+
+
+def read_fully(gray: np.ndarray) -> list[Digit]:
+    """A clean picture's other reading: the photo's (:func:`find_digit`), if it finds a digit."""
+    digit = find_digit(gray)
+    return [digit] if digit.found else []
 
 
 def clean_ink(gray: np.ndarray) -> tuple[tuple[int, int, int, int], bool, float] | None:
@@ -893,22 +900,22 @@ def find_digit(gray: np.ndarray) -> Digit:
     return replace(digit, second_look=partial(read_by_areas, gray, analysis))
 
 
-def read_by_areas(gray: np.ndarray, analysis: Analysis) -> Digit | None:
+def read_by_areas(gray: np.ndarray, analysis: Analysis) -> list[Digit]:
     """The digit read with each area's paper apart, where a sheet lies on a surface or a hard
     shadow falls (:func:`lit_regions`): that removes the tips of shadows and surfaces that a closing
-    across their edge takes for ink, but can lose a stroke on the edge, so it is the second look.
+    across their edge takes for ink, but can lose a stroke on the edge, so it is a second look.
     A sheet half in shadow is found with the shadow evened out (:func:`sheet_under_shadow`).
-    Where that finds nothing on a sheet, the "surface" may be the page itself under a shadow
-    darker than the lit part (:func:`read_as_shaded`). None for a picture of one area, where it
-    would read the same as the first. The hard shadow across the whole picture is found once, for
-    all three."""
+    Where a sheet was found, the "surface" may also be the page itself under a shadow darker than
+    the lit part (:func:`read_as_shaded`): both readings are given, and the model's surer one
+    kept. Nothing for a picture of one area, where they would read the same as the first. The
+    hard shadow across the whole picture is found once, for all three."""
     shade = lit_regions(analysis.small, analysis.kernel, None)
     analysis = sheet_under_shadow(analysis, shade) or analysis
     regions = shade if analysis.sheet is None else lit_regions(analysis.small, analysis.kernel, analysis.sheet)
-    digit = None if regions is None else read_digit(gray, analysis, regions)
-    if analysis.sheet is not None and (digit is None or not digit.found):
-        return read_as_shaded(gray, analysis, shade) or digit
-    return digit
+    readings = [] if regions is None else [read_digit(gray, analysis, regions)]
+    if analysis.sheet is not None:
+        readings.append(read_as_shaded(gray, analysis, shade))
+    return [digit for digit in readings if digit is not None and digit.found]
 
 
 def sheet_under_shadow(analysis: Analysis, shade: np.ndarray | None) -> Analysis | None:

@@ -177,13 +177,14 @@ def test_a_sure_reading_is_not_read_again(classifier, mnist_test):
 
 def test_a_digit_not_found_takes_the_second_look_that_finds_one(classifier, mnist_test):
     images, labels = mnist_test
-    answer = classifier.answers([Digit(NOT_FOUND.pixels, False, second_look=lambda: to_mnist(images[3]))])[0]
+    answer = classifier.answers([Digit(NOT_FOUND.pixels, False, second_look=lambda: [to_mnist(images[3])])])[0]
     assert answer["digit_found"] is True and answer["prediction"] == labels[3]
 
 
 def test_a_doubtful_reading_takes_the_surer_second_look_and_only_that(classifier, mnist_test):
-    """A mix of two different digits leaves the model in doubt; a clean digit is surer, and a
-    blank field found nowhere, or no other reading, is no better answer."""
+    """A mix of two different digits leaves the model in doubt; a clean digit is surer, also
+    among other readings that are less sure, and a blank field found nowhere, or no other
+    reading, is no better answer."""
     images, labels = mnist_test
     first, second = 0, next(index for index in range(1, 100) if labels[index] != labels[0])
     mixes = [(1 - share) * to_mnist(images[first]).pixels + share * to_mnist(images[second]).pixels for share in np.linspace(0.2, 0.8, 13)]
@@ -192,10 +193,14 @@ def test_a_doubtful_reading_takes_the_surer_second_look_and_only_that(classifier
     doubt = classifier.answers([Digit(mixed, True)])[0]
     assert doubt["confidence"] < SECOND_LOOK_BELOW
     clean = to_mnist(images[second])
-    answer = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: clean)])[0]
+    answer = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: [clean])])[0]
     assert answer["prediction"] == labels[second] and answer["confidence"] > doubt["confidence"]
     assert answer["box"] == clean.where()
-    for nothing_better in (NOT_FOUND, None):  # None: the picture reads the same the other way
+    between = [Digit(mix, True) for mix, other in zip(mixes, answers) if other["confidence"] < answer["confidence"]]
+    assert len(between) >= 5  # other readings, each less sure than the clean one
+    surest = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: [NOT_FOUND, *between, clean, *between])])[0]
+    assert surest == answer
+    for nothing_better in ([NOT_FOUND], []):  # []: the picture reads the same the other ways
         kept = classifier.answers([Digit(mixed, True, (1, 2, 3, 4), second_look=lambda: nothing_better)])[0]
         assert kept["probabilities"] == doubt["probabilities"] and kept["box"] == {"x": 1, "y": 2, "width": 3, "height": 4}
 
@@ -212,9 +217,9 @@ def test_a_sure_reading_at_the_pictures_edge_gives_way_to_a_sure_one_clear_of_it
     assert first["prediction"] == 1 and first["confidence"] >= SECOND_LOOK_BELOW
     index = next(index for index in range(100) if labels[index] != 1)
     clear = to_mnist(images[index])
-    answer = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: clear, at_edge=True)])[0]
+    answer = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: [clear], at_edge=True)])[0]
     assert answer["prediction"] == labels[index] and answer["box"] == clear.where()
     also_at_edge = replace(clear, at_edge=True)
-    kept = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: also_at_edge, at_edge=True)])[0]
+    kept = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: [also_at_edge], at_edge=True)])[0]
     assert kept["prediction"] == 1 and kept["box"] == {"x": 0, "y": 10, "width": 4, "height": 40}
     assert classifier.answers([unlooked(Digit(tip, True, (0, 10, 4, 40)))])[0] == first
