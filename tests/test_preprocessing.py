@@ -46,6 +46,16 @@ def correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.corrcoef(a.ravel(), b.ravel())[0, 1])
 
 
+def assert_digit_read(page: np.ndarray, image: np.ndarray, within: tuple[int, int, int, int], likeness: float) -> None:
+    """:func:`find_digit` finds the digit drawn from ``image`` (its MNIST form more alike than
+    ``likeness``), its box inside ``within`` (left, top, right, bottom)."""
+    digit = find_digit(page)
+    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > likeness
+    x, y, w, h = digit.box
+    left, top, right, bottom = within
+    assert left <= x and x + w <= right and top <= y and y + h <= bottom
+
+
 def in_mnist_form(gray: np.ndarray) -> bool:
     """MNIST's form as documented, stated with NumPy and SciPy: 28x28, light on dark (peak >= 40,
     ink averaging <= 0.35 of the peak), box at 0.3 of the peak 16-20 pixels on its longer side,
@@ -399,10 +409,7 @@ def test_a_page_mostly_in_shadow_is_dark_ink_on_paper_not_a_board(mnist_test):
     assert not dark_on_light(page)
     analysis = analyse(page)
     assert analysis.sheet is None and not analysis.light_ink
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
-    x, y, w, h = digit.box
-    assert 55 <= x and x + w <= 155 and 25 <= y and y + h <= 125
+    assert_digit_read(page, image, (55, 25, 155, 125), 0.8)
 
 
 def test_a_page_in_shadow_but_for_a_narrow_lit_strip_is_read_as_dark_ink_when_light_ink_finds_nothing(mnist_test):
@@ -415,10 +422,7 @@ def test_a_page_in_shadow_but_for_a_narrow_lit_strip_is_read_as_dark_ink_when_li
     page = digit_on(page, image, (50, 50), 90, 0.65)
     analysis = analyse(page)
     assert analysis.sheet is None and analysis.light_ink
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
-    x, y, w, h = digit.box
-    assert 45 <= x and x + w <= 145 and 45 <= y and y + h <= 145
+    assert_digit_read(page, image, (45, 45, 145, 145), 0.8)
 
 
 def test_the_band_a_shadow_s_soft_edge_leaves_is_passed_over_for_the_digit_beside_it(mnist_test):
@@ -475,10 +479,7 @@ def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_te
     page = digit_on(page, image, (210, 110), 80, 0.75)
     analysis = analyse(page)
     assert analysis.sheet is not None and analysis.sheet[75, 125] and not analysis.sheet[10, 10]
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
-    x, y, w, h = digit.box
-    assert 200 <= x and x + w <= 300 and 100 <= y and y + h <= 200
+    assert_digit_read(page, image, (200, 100, 300, 200), 0.8)
 
 
 def test_pencil_on_a_page_in_dim_light_is_read_and_the_bare_page_is_blank(mnist_test):
@@ -492,10 +493,7 @@ def test_pencil_on_a_page_in_dim_light_is_read_and_the_bare_page_is_blank(mnist_
     ink = 0.2
     assert ink * 160 < MIN_CONTRAST * 255  # the strokes stand out less than a blank picture's threshold
     page = digit_on(light, image, (150, 120), 90, ink)
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.8
-    x, y, w, h = digit.box
-    assert 150 <= x and x + w <= 240 and 120 <= y and y + h <= 210
+    assert_digit_read(page, image, (150, 120, 240, 210), 0.8)
     assert not find_digit(np.clip(light, 0, 255).astype(np.uint8)).found
 
 
@@ -510,10 +508,7 @@ def test_a_soft_shadow_tip_at_the_edge_leaves_the_digit_found(mnist_test):
     tip = np.zeros((side, side), np.uint8)
     cv2.fillPoly(tip, [np.array([(320, 220), (280, side), (333, side)], np.int32)], 1)
     page = digit_on(page * (1 - 0.4 * cv2.GaussianBlur(tip.astype(np.float32), (0, 0), 5)), image, (100, 60), 90, 0.8)
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
-    x, y, w, h = digit.box
-    assert 100 <= x and x + w <= 190 and 60 <= y and y + h <= 150
+    assert_digit_read(page, image, (100, 60, 190, 150), 0.7)
 
 
 def test_a_digit_on_a_densely_squared_page_is_read_and_the_bare_grid_is_blank(mnist_test):
@@ -525,10 +520,7 @@ def test_a_digit_on_a_densely_squared_page_is_read_and_the_bare_grid_is_blank(mn
     grid = np.full((side, side), 230.0) + np.random.default_rng(0).normal(0, 2, (side, side))
     grid[:, 3::8] = grid[3::8, :] = 190
     page = digit_on(grid, image, (150, 120), 40, 0.6)
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
-    x, y, w, h = digit.box
-    assert 150 <= x and x + w <= 190 and 120 <= y and y + h <= 160
+    assert_digit_read(page, image, (150, 120, 190, 160), 0.7)
     assert not find_digit(np.clip(grid, 0, 255).astype(np.uint8)).found
 
 
@@ -540,7 +532,4 @@ def test_a_bold_printed_frame_around_the_digit_is_a_line(mnist_test):
     page = np.full((side, side), 235.0) + np.random.default_rng(0).normal(0, 2, (side, side))
     cv2.rectangle(page, (90, 90), (290, 290), 60, 16)
     page = digit_on(page, image, (150, 150), 80, 0.8)
-    digit = find_digit(page)
-    assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > 0.7
-    x, y, w, h = digit.box
-    assert 150 <= x and x + w <= 230 and 150 <= y and y + h <= 230
+    assert_digit_read(page, image, (150, 150, 230, 230), 0.7)
