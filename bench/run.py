@@ -50,8 +50,10 @@ PEERS = {
     "mnist_flask_8_threads": "mnist_flask with a pool of 8 threads per worker (GUNICORN_THREADS=8, the default before)",
     "app_floor": "floor: mnist_flask answering a constant (everything but decoding and inference)",
     "flask_floor": "floor: bare Flask, one route answering a constant, same Gunicorn settings",
+    "decode_floor": "floor: mnist_flask decoding each upload as it does, then answering a constant (no search, no model)",
 }
-FLOORS = ("app_floor", "flask_floor")  # they answer a constant: the 28x28 JPEG only
+FLOORS = ("app_floor", "flask_floor", "decode_floor")  # they answer a constant
+PICTURELESS = ("app_floor", "flask_floor")  # they never look at the picture: the 28x28 JPEG only
 
 
 def server_command(port: int, name: str, work: Path) -> tuple[list[str], dict]:
@@ -75,7 +77,7 @@ def server_command(port: int, name: str, work: Path) -> tuple[list[str], dict]:
         return gunicorn_command(port, 2), {"GUNICORN_THREADS": "1"}
     if name == "mnist_flask_8_threads":
         return gunicorn_command(port, 2), {"GUNICORN_THREADS": "8"}
-    target = {"app_floor": "bench.floor_app:app", "flask_floor": "bench.bare_flask_app:app"}[name]
+    target = {"app_floor": "bench.floor_app:app", "flask_floor": "bench.bare_flask_app:app", "decode_floor": "bench.decode_floor_app:app"}[name]
     return gunicorn_command(port, 2)[:-1] + [target], {}
 
 
@@ -132,8 +134,8 @@ def median_run(runs: list[dict]) -> dict:
 
 
 def loads_of(name: str, names: list[str]) -> list[str]:
-    """The workloads a peer is measured on: a floor reads no picture, so only the 28x28 JPEG."""
-    return [DIGIT_JPEG] if name in FLOORS else names
+    """The workloads a peer is measured on: a floor that reads no picture, only the 28x28 JPEG."""
+    return [DIGIT_JPEG] if name in PICTURELESS else names
 
 
 def start_peers(stack: ExitStack, peers: list[str], work: Path, sample) -> dict:
@@ -247,12 +249,15 @@ def pivot(results: dict, key: str, digits: int) -> list[str]:
 
 def goal_table(results: dict) -> list[str]:
     """mnist_flask against each peer the goals name, per workload, and each workload against its 28x28 JPEG."""
-    head = [f"{column} ({target})" if target else column for column, *_, target, _ in GOALS] + ["req/s ÷ own 28x28 JPEG (≥ 0.4)"]
+    head = [f"{column} ({target})" if target else column for column, *_, target, _ in GOALS]
+    head += ["req/s ÷ own 28x28 JPEG (≥ 0.4)", "ceiling: decode_floor ÷ own 28x28 JPEG", "ceiling: decode_floor ÷ BentoML batching"]
     lines = ["| workload | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for load in measured_loads(results):
         cells = [shown(paired(results, (ours, load), (other, load), key), test) for _, ours, other, key, _, test in GOALS]
         own = None if load == DIGIT_JPEG else paired(results, ("mnist_flask", load), ("mnist_flask", DIGIT_JPEG))
         cells.append("1" if load == DIGIT_JPEG else shown(own, lambda v: v >= 0.4))
+        cells.append(shown(paired(results, ("decode_floor", load), ("mnist_flask", DIGIT_JPEG))))
+        cells.append(shown(paired(results, ("decode_floor", load), ("bentoml_batching", load))))
         lines.append(f"| {load} | " + " | ".join(cells) + " |")
     return lines
 
