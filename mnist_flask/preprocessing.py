@@ -96,13 +96,16 @@ class Digit:
     found, none where those ways read the same. The classifier looks when the model doubts the
     first reading (``Classifier.answers``), or when the strokes read reach the picture's edge
     (``at_edge``), where shadows' tips and surfaces lie and a confident reading may be of one of
-    them, and keeps the reading it is surest of."""
+    them, and keeps the reading it is surest of. Strokes from one edge to the opposite one
+    (``spans``) are a surface or a band of shadow across the picture, not a digit: any other
+    reading is preferred to them."""
 
     pixels: np.ndarray
     found: bool
     box: tuple[int, int, int, int] | None = None
     second_look: Callable[[], list[Digit]] | None = field(default=None, compare=False, repr=False)
     at_edge: bool = False
+    spans: bool = False
 
     def where(self) -> dict | None:
         """The box as the API states it."""
@@ -118,7 +121,7 @@ class Digit:
         x, y, w, h = self.box
         left, top = int(x * sx), int(y * sy)
         right, bottom = min(to_size[0], -int(-(x + w) * sx // 1)), min(to_size[1], -int(-(y + h) * sy // 1))
-        return Digit(self.pixels, self.found, (left, top, right - left, bottom - top), second_look, self.at_edge)
+        return replace(self, box=(left, top, right - left, bottom - top), second_look=second_look)
 
 
 NOT_FOUND = Digit(np.zeros((28, 28), np.float32), found=False)
@@ -972,7 +975,7 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
         strokes = with_edges(relative, chosen)
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
-    digit = Digit(fit_to_field(strokes), found=True, box=box, at_edge=reaches_edge(box, small.shape))
+    digit = Digit(fit_to_field(strokes), True, box, at_edge=reaches_edge(box, small.shape), spans=spans(box, small.shape))
     return digit.scaled(small.shape, gray.shape[::-1])
 
 
@@ -980,6 +983,12 @@ def reaches_edge(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool
     """Whether a box (x, y, width, height) touches the edge of a picture of ``shape`` (rows, columns)."""
     x, y, w, h = box
     return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
+
+
+def spans(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+    """Whether a box (x, y, width, height) reaches from one edge of a picture of ``shape`` to the opposite one."""
+    x, y, w, h = box
+    return (x == 0 and x + w == shape[1]) or (y == 0 and y + h == shape[0])
 
 
 def fit_within(gray: np.ndarray, side: int) -> np.ndarray:

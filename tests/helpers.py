@@ -151,6 +151,7 @@ class Prober:
 
 
 DATA = ROOT / "data" / "mnist.npz"
+PICTURES = ROOT / "tests" / "pictures"  # uploads kept as made, each named for what its test shows
 CLI = Path(sys.executable).parent / "mnist-flask"
 SHIPPED_STORE = ROOT / "models" / "mnist"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import DATA, ROOT, encode
+from helpers import DATA, PICTURES, ROOT, encode
+from PIL import Image
 
 from mnist_flask.config import Defaults
-from mnist_flask.model import SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
-from mnist_flask.preprocessing import NOT_FOUND, Digit, to_mnist
+from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
+from mnist_flask.preprocessing import NOT_FOUND, Digit, prepare_upload, to_mnist
 from mnist_flask.training import cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
@@ -223,3 +225,36 @@ def test_a_sure_reading_at_the_pictures_edge_gives_way_to_a_sure_one_clear_of_it
     kept = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: [also_at_edge], at_edge=True)])[0]
     assert kept["prediction"] == 1 and kept["box"] == {"x": 0, "y": 10, "width": 4, "height": 40}
     assert classifier.answers([unlooked(Digit(tip, True, (0, 10, 4, 40)))])[0] == first
+
+
+def test_a_reading_that_spans_the_picture_gives_way_to_any_that_does_not(classifier, mnist_test):
+    """A note's whole surface, edge to edge, reads as a confident digit: any other reading found is
+    preferred to it, even one the model is less sure of than ``CLEAR_OF_EDGE_SURE``; a reading
+    that spans the picture never replaces one that does not."""
+    images, labels = mnist_test
+    surface = to_mnist(images[0])
+    first = classifier.answers([surface])[0]
+    assert first["confidence"] >= SECOND_LOOK_BELOW
+    mixes = [(1 - share) * surface.pixels + share * to_mnist(images[index]).pixels for index in range(1, 40) for share in (0.4, 0.5, 0.6)]
+    confidences = [answer["confidence"] for answer in classifier.answers([Digit(mix, True) for mix in mixes])]
+    doubtful = Digit(mixes[int(np.argmin(confidences))], True, (5, 6, 7, 8))
+    assert min(confidences) < CLEAR_OF_EDGE_SURE
+    spanning = Digit(surface.pixels, True, (0, 0, 50, 60), second_look=lambda: [doubtful], at_edge=True, spans=True)
+    answer = classifier.answers([spanning])[0]
+    assert answer["box"] == doubtful.where() and answer["confidence"] == min(confidences)
+    kept = classifier.answers([replace(doubtful, second_look=lambda: [replace(spanning, second_look=None)])])[0]
+    assert kept["box"] == doubtful.where()
+    assert classifier.answers([replace(spanning, spans=False)])[0]["box"] == {"x": 0, "y": 0, "width": 50, "height": 60}
+
+
+def test_a_note_read_with_its_desk_is_answered_from_the_reading_of_its_digit(classifier):
+    """The note whose first reading takes in the desk around it, edge to edge
+    (tests/test_preprocessing.py): the model is sure of that shape, a "2", but the digit read
+    without the desk, a "5", is the answer, its box clear of the picture's edges."""
+    data = (PICTURES / "note_read_with_its_desk.jpg").read_bytes()
+    digit = prepare_upload(data, 25_000_000)
+    assert classifier.answers([replace(digit, second_look=None)])[0]["prediction"] != 5
+    answer = classifier.answers([digit])[0]
+    box, (width, height) = answer["box"], Image.open(io.BytesIO(data)).size
+    assert answer["prediction"] == 5
+    assert 0 < box["x"] and box["x"] + box["width"] < width and 0 < box["y"] and box["y"] + box["height"] < height

@@ -9,7 +9,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
-from helpers import ROOT, encode
+from helpers import PICTURES, ROOT, encode
 from mnist_flask._mnist_form import mnist_form_field
 from PIL import Image
 from scipy import ndimage
@@ -533,3 +533,20 @@ def test_a_bold_printed_frame_around_the_digit_is_a_line(mnist_test):
     cv2.rectangle(page, (90, 90), (290, 290), 60, 16)
     page = digit_on(page, image, (150, 150), 80, 0.8)
     assert_digit_read(page, image, (150, 150, 230, 230), 0.7)
+
+
+@pytest.mark.parametrize(("rows", "at_edge"), [((0, 150), True), ((50, 190), False)])
+def test_a_reading_knows_whether_its_strokes_reach_the_edge(rows, at_edge):
+    """A stroke from the top edge reaches it, and spans nothing: the bottom edge is clear."""
+    page = np.full((240, 240), 230, np.uint8)
+    curve = np.array([(120 + 30 * np.sin(y / 25), y) for y in range(rows[0], rows[1] + 1)], np.int32)
+    cv2.polylines(page, [curve], False, 40, 12)
+    digit = find_digit(page)
+    assert digit.found and (digit.at_edge, digit.spans) == (at_edge, False)
+
+
+def test_a_reading_that_takes_in_the_desk_around_a_note_spans_the_picture():
+    """A note on a desk, partly out of frame (``note_on_desk``, x_test's digit 2237): the first
+    reading takes the desk around the note with the digit, from the top edge to the bottom one."""
+    digit = prepare_upload((PICTURES / "note_read_with_its_desk.jpg").read_bytes(), 25_000_000)
+    assert digit.found and digit.at_edge and digit.spans
