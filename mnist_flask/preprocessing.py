@@ -319,6 +319,10 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # strokes read again from the <= WORK_SIDE picture). Where a sheet lies on a surface or a hard
 # shadow falls, a second look closes each area's paper apart, when the model doubts the first.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
+SHEET_SMALLEST = 0.05  # the least share of the picture a sheet covers
+SHEET_SMALL = 0.12  # ... a sheet covering less must lie inside the picture: on at most
+SHEET_SMALL_BORDER = 0.1  # this share of the picture's border (a lit corner is cut by two edges)
+SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
 LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reaches the picture's edge
@@ -362,9 +366,11 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
         return None
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h, area = stats[largest]
-    if area < 0.12 * coarse.size or min(w, h) < 0.3 * min(size):
+    if area < SHEET_SMALLEST * coarse.size or min(w, h) < SHEET_NARROWEST * min(size):
         return None
     region = (labels == largest).astype(np.uint8)
+    if area < SHEET_SMALL * coarse.size and np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]]).mean() > SHEET_SMALL_BORDER:
+        return None
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=cv2.contourArea)
     hull = cv2.convexHull(contour)

@@ -482,6 +482,39 @@ def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_te
     assert_digit_read(page, image, (200, 100, 300, 200), 0.8)
 
 
+@pytest.mark.parametrize(("share", "found"), [(0.09, True), (0.06, True), (0.04, False)])
+def test_a_note_a_tenth_of_the_picture_on_a_dark_desk_is_a_sheet_and_its_digit_is_read(mnist_test, share, found):
+    """A phone held far from a note on a dark desk: the note covers a tenth of the picture or less.
+    Not taken for a sheet, the note was the light "ink" of a dark board. A sheet may cover down to
+    ``SHEET_SMALLEST`` of the picture (under it, a lit patch or a bold chalk digit is likelier) when
+    it lies inside the picture (a lit corner is not: see the next test)."""
+    image = mnist_test[0][0]
+    height, width = ANALYSIS_SIDE, 2 * ANALYSIS_SIDE - 40
+    page = 25 + np.random.default_rng(0).normal(0, 4, (height, width))
+    side = round(np.sqrt(share * height * width))
+    note = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(note, [cv2.boxPoints(((100, 80), (side, side), 15)).astype(np.int32)], 1)
+    page[note == 1] = 215
+    digit = round(0.6 * side)
+    page = digit_on(page, image, (100 - digit // 2, 80 - digit // 2), digit, 0.75)
+    sheet = analyse(page).sheet
+    assert (sheet is not None) == found
+    if found:
+        scale = ANALYSIS_SIDE / width  # the sheet is found in the picture shrunk to the analysis size
+        assert sheet[round(80 * scale), round(100 * scale)] and not sheet[round(170 * scale), round(300 * scale)]
+        assert_digit_read(page, image, (100 - digit // 2, 80 - digit // 2, 100 + digit // 2, 80 + digit // 2), 0.9)
+
+
+def test_a_lit_corner_of_a_page_in_shadow_is_no_sheet():
+    """Light from one corner leaves a lit triangle a sixteenth of the page, cut by two of the
+    picture's edges: a sheet that small lies inside the picture."""
+    height, width = 2 * ANALYSIS_SIDE, ANALYSIS_SIDE
+    page = np.full((height, width), 160.0) + np.random.default_rng(0).normal(0, 3, (height, width))
+    corner = np.add.outer(np.arange(height), np.arange(width)) < np.sqrt(2 * height * width / 16)
+    page[corner] = 230
+    assert analyse(page.astype(np.uint8)).sheet is None
+
+
 def test_pencil_on_a_page_in_dim_light_is_read_and_the_bare_page_is_blank(mnist_test):
     """Under dim light a pencil digit darkens the paper by the same share as under a lamp, but by
     fewer grey levels: a fifth of a page at 150 is 30 levels, under the full-scale contrast a blank
