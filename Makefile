@@ -69,12 +69,14 @@ test: $(INSTALLED) chromium wrk
 
 # mnist_flask against its peers (the lecture's FastAPI app, FastAPI twins, BentoML with and without
 # batching, the floors) on the 28x28 JPEG, each upload style and a mix; then digits/s through each API
-# (Open Inference Protocol JSON and binary, :predict, /prediction): bench/results/ (its length: README, Tests).
+# (Open Inference Protocol JSON and binary, :predict, /prediction); then what decoding costs, by decoder:
+# bench/results/ (its length: README, Tests).
 # Shorter: make bench BENCH_ARGS="--seconds 2 --rounds 1".
 bench: $(INSTALLED) $(BENTOML) wrk
 	$(PY) -m pip install --quiet -r requirements-bench.txt
 	$(PY) -m bench.run $(BENCH_ARGS)
 	$(PY) -m bench.v2_load
+	$(PY) -m bench.decoders
 
 # The worker choice: Flask under each candidate worker and the FastAPI twin (bench/results/workers.md).
 bench-workers: $(INSTALLED) wrk
