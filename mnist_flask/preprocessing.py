@@ -257,8 +257,7 @@ def ink_map(gray: np.ndarray) -> np.ndarray:
 
     The background is the border's median (a digit covers little of the border).
     """
-    border = np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]])
-    ink = 255 - gray if np.median(border) > 127 else gray
+    ink = 255 - gray if np.median(on_border(gray)) > 127 else gray
     return np.clip(ink - np.median(ink), 0, None) / 255
 
 
@@ -320,8 +319,8 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 # shadow falls, a second look closes each area's paper apart, when the model doubts the first.
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 SHEET_SMALLEST = 0.05  # the least share of the picture a sheet covers
-SHEET_SMALL = 0.12  # ... a sheet covering less must lie inside the picture: on at most
-SHEET_SMALL_BORDER = 0.1  # this share of the picture's border (a lit corner is cut by two edges)
+SHEET_SMALL = 0.12  # a sheet covering less lies inside the picture, ...
+SHEET_SMALL_BORDER = 0.1  # ... on at most this share of its border (a lit corner, cut by two edges, is no sheet)
 SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -354,8 +353,7 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
     coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     threshold, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    border = np.concatenate([bright[0], bright[-1], bright[:, 0], bright[:, -1]])
-    if border.mean() > 0.75 or bright.all() or not bright.any() or min(size) < 8:
+    if on_border(bright).mean() > 0.75 or bright.all() or not bright.any() or min(size) < 8:
         return None
     dark_level, bright_level = coarse[bright == 0].mean(), coarse[bright == 1].mean()
     if bright_level - dark_level < 40:
@@ -369,7 +367,7 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     if area < SHEET_SMALLEST * coarse.size or min(w, h) < SHEET_NARROWEST * min(size):
         return None
     region = (labels == largest).astype(np.uint8)
-    if area < SHEET_SMALL * coarse.size and np.concatenate([region[0], region[-1], region[:, 0], region[:, -1]]).mean() > SHEET_SMALL_BORDER:
+    if area < SHEET_SMALL * coarse.size and on_border(region).mean() > SHEET_SMALL_BORDER:
         return None
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=cv2.contourArea)
@@ -387,6 +385,11 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
         return None  # no edge (or no surface around it): a glare or a lit patch, not a sheet
     filled = cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def on_border(mask: np.ndarray) -> np.ndarray:
+    """The pixels along a picture's four edges, in one row."""
+    return np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
 
 
 def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], hull: np.ndarray) -> np.ndarray:
