@@ -250,7 +250,7 @@ def pivot(results: dict, key: str, digits: int) -> list[str]:
 def goal_table(results: dict) -> list[str]:
     """mnist_flask against each peer the goals name, per workload, and each workload against its 28x28 JPEG."""
     head = [f"{column} ({target})" if target else column for column, *_, target, _ in GOALS]
-    head += ["req/s ÷ own 28x28 JPEG (≥ 0.4)", "ceiling: decode_floor ÷ own 28x28 JPEG", "ceiling: decode_floor ÷ BentoML batching"]
+    head += ["req/s ÷ own 28x28 JPEG (≥ 0.4)", "ceiling: decode_floor ÷ mnist_flask's 28x28 JPEG", "ceiling: decode_floor ÷ BentoML batching"]
     lines = ["| workload | " + " | ".join(head) + " |", "|---" * (len(head) + 1) + "|"]
     for load in measured_loads(results):
         cells = [shown(paired(results, (ours, load), (other, load), key), test) for _, ours, other, key, _, test in GOALS]

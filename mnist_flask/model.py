@@ -150,9 +150,10 @@ class Classifier:
 
 def preference(digit: Digit, probabilities: np.ndarray, first_at_edge: bool) -> tuple[bool, bool, bool, float]:
     """How a reading ranks among a picture's readings: found first; then one that does not span
-    the picture (a note's whole surface reads as a confident "2"); then, where the first reading
-    reaches the picture's edge, a reading clear of it that the model is ``CLEAR_OF_EDGE_SURE`` of
-    (a shadow's tip at the edge reads as a confident "1"); then the model's confidence."""
+    the picture (the desk around a note, taken in with the digit, reads as a confident "2");
+    then, where the first reading reaches the picture's edge, a reading clear of it that the model
+    is ``CLEAR_OF_EDGE_SURE`` of (a shadow's tip at the edge reads as a confident "1"); then the
+    model's confidence."""
     clear = first_at_edge and not digit.at_edge and probabilities.max() >= CLEAR_OF_EDGE_SURE
     return digit.found, not digit.spans, clear, float(probabilities.max())
 

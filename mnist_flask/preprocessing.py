@@ -97,8 +97,8 @@ class Digit:
     first reading (``Classifier.answers``), or when the strokes read reach the picture's edge
     (``at_edge``), where shadows' tips and surfaces lie and a confident reading may be of one of
     them, and keeps the reading it is surest of. Strokes from one edge to the opposite one
-    (``spans``) are a surface or a band of shadow across the picture, not a digit: any other
-    reading is preferred to them."""
+    (``spans``) are most often the desk around a note or a band of shadow taken in with the digit
+    (a digit itself spans only a tight crop): any other reading found is preferred to them."""
 
     pixels: np.ndarray
     found: bool
@@ -320,7 +320,7 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies on
 SHEET_SMALLEST = 0.05  # the least share of the picture a sheet covers
 SHEET_SMALL = 0.12  # a sheet covering less lies inside the picture, ...
-SHEET_SMALL_BORDER = 0.1  # ... on at most this share of its border (a lit corner, cut by two edges, is no sheet)
+SHEET_SMALL_BORDER = 0.1  # ... covering at most this share of the picture's border (a lit corner, cut by two edges, is no sheet)
 SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -387,9 +387,9 @@ def sheet_region(gray: np.ndarray) -> np.ndarray | None:
     return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
-def on_border(mask: np.ndarray) -> np.ndarray:
+def on_border(picture: np.ndarray) -> np.ndarray:
     """The pixels along a picture's four edges, in one row."""
-    return np.concatenate([mask[0], mask[-1], mask[:, 0], mask[:, -1]])
+    return np.concatenate([picture[0], picture[-1], picture[:, 0], picture[:, -1]])
 
 
 def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], hull: np.ndarray) -> np.ndarray:
@@ -984,7 +984,7 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
         strokes = with_edges(relative, chosen)
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
-    digit = Digit(fit_to_field(strokes), True, box, at_edge=reaches_edge(box, small.shape), spans=spans(box, small.shape))
+    digit = Digit(fit_to_field(strokes), True, box, at_edge=reaches_edge(box, small.shape), spans=spans_picture(box, small.shape))
     return digit.scaled(small.shape, gray.shape[::-1])
 
 
@@ -994,7 +994,7 @@ def reaches_edge(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool
     return x == 0 or y == 0 or x + w == shape[1] or y + h == shape[0]
 
 
-def spans(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
+def spans_picture(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
     """Whether a box (x, y, width, height) reaches from one edge of a picture of ``shape`` to the opposite one."""
     x, y, w, h = box
     return (x == 0 and x + w == shape[1]) or (y == 0 and y + h == shape[0])
