@@ -968,13 +968,13 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
     ``NOISE_LEAD``: then the best shape all the same sets the second pass's width, and that pass,
     in which the tips are paper again, must find a leader itself."""
     small, sheet, light_ink, kernel = analysis
-    found = strokes_in(small, sheet, light_ink, kernel, regions)
-    best = found or strokes_in(small, sheet, light_ink, kernel, regions, noise_lead=False)
+    best, leads = strokes_in(small, sheet, light_ink, kernel, regions, or_best=True)
     if best is None:
         return NOT_FOUND
+    found = best if leads else None
     width = 2 * float(np.percentile(cv2.distanceTransform(best[0].astype(np.uint8), cv2.DIST_L2, 3)[best[0]], 90))
     narrower = max(5, round(3 * width + 3) | 1)
-    if narrower < 0.6 * kernel and (narrow := strokes_in(small, sheet, light_ink, narrower, regions)) is not None:
+    if narrower < 0.6 * kernel and (narrow := strokes_in(small, sheet, light_ink, narrower, regions)[0]) is not None:
         found, kernel = narrow, narrower
     if found is None:
         return NOT_FOUND
@@ -1040,18 +1040,24 @@ def with_edges(ink: np.ndarray, strokes: np.ndarray) -> np.ndarray:
 
 
 def strokes_in(
-    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None, noise_lead: bool = True
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide;
-    without ``noise_lead``, the best shape even in a picture as busy as noise."""
+    gray: np.ndarray, sheet: np.ndarray | None, light_ink: bool, kernel: int, regions: np.ndarray | None, or_best: bool = False
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, bool]:
+    """The digit's pixels and the relative ink map, with the paper's closing ``kernel`` wide, and
+    whether the shape leads as :func:`strokes_among` asks; with ``or_best``, where none leads in a
+    picture as busy as noise, the best shape all the same (not leading), from the same ink map."""
     relative, darkness = relative_ink(gray, light_ink, kernel, regions)
     faint = (relative > FAINTEST).astype(np.uint8)
     unlined, lines = remove_lines(faint, faint)  # before the threshold: a dark printed line must not set it
-    found = strokes_among(relative, darkness, unlined, lines, sheet, regions, noise_lead)
-    if found is None and lines.mean() > DENSE_LINES:
-        relative = np.clip(relative - line_level(relative), 0, None)
-        found = strokes_among(relative, darkness, (relative > FAINTEST).astype(np.uint8), np.zeros_like(lines), sheet, regions, noise_lead)
-    return found
+    levelled = None
+    for noise_lead in (True, False) if or_best else (True,):
+        found = strokes_among(relative, darkness, unlined, lines, sheet, regions, noise_lead)
+        if found is None and lines.mean() > DENSE_LINES:
+            if levelled is None:
+                levelled = np.clip(relative - line_level(relative), 0, None)
+            found = strokes_among(levelled, darkness, (levelled > FAINTEST).astype(np.uint8), np.zeros_like(lines), sheet, regions, noise_lead)
+        if found is not None:
+            return found, noise_lead
+    return None, True
 
 
 def strokes_among(
