@@ -18,7 +18,7 @@ command -v $(1) >/dev/null || { $(SUDO) apt-get update -qq && \
   DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $(1); }
 endef
 
-.PHONY: install chromium wrk serve reload test soak bench bench-workers upload-accuracy screenshots train evaluate models clean
+.PHONY: install chromium wrk serve reload test soak bench bench-workers upload-accuracy digit-likeness screenshots train evaluate models clean
 
 # One venv; each target installs what it needs: serving alone (the LiteRT and ONNX runtimes, no
 # TensorFlow), or everything (training, conversion, tests). The package has one compiled module (the
@@ -94,6 +94,10 @@ soak: $(INSTALLED)
 
 screenshots: $(INSTALLED) chromium
 	SCREENSHOT_DIR=docs/screenshots $(PY) -m pytest tests/test_browser.py
+
+# The photo search's digit-likeness network (mnist_flask/digit_likeness.npz), from photos of x_train digits.
+digit-likeness: $(INSTALLED)
+	$(PY) -m bench.digit_likeness
 
 train: $(INSTALLED)
 	$(VENV)/bin/mnist-flask train --data $(DATA)

@@ -22,6 +22,7 @@ try:
     from ._mnist_form import mnist_form_field
 except ImportError:  # not compiled (no C compiler where it was installed): the same check in NumPy
     from .mnist_form import mnist_form_field
+from . import likeness
 
 # One thread per call: the server runs a worker per core, and OpenCV's own thread pool only makes
 # requests wait for each other (an operation on a picture of WORK_SIDE pixels is too small to split).
@@ -337,6 +338,8 @@ ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, pa
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
 SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and leaves as much lit
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
+LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (weigh_by_likeness)
+LIKENESS_FLOOR = 0.1  # ... by at least this much
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
 FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
@@ -691,8 +694,9 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
 
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
     blob, whose widest point is far wider than a stroke; a speck), for lying off the sheet or
-    touching the picture's edge, where shadows and surfaces are, and, among the best few, for
-    fading out rather than ending at an edge (:func:`fades_out`)."""
+    touching the picture's edge, where shadows and surfaces are; then the best few weighed by how
+    much they look like a digit to a network trained on photos (:func:`weigh_by_likeness`), and
+    discounted for fading out rather than ending at an edge (:func:`fades_out`)."""
     height, width = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
@@ -707,6 +711,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     if sheet is not None:
         on_sheet = np.bincount(labels.ravel(), weights=sheet.ravel(), minlength=count)[1:] / area
         score *= np.where(on_sheet < 0.5, 0.02, on_sheet)
+    weigh_by_likeness(score, labels, ink, stats[1:], mass)
     best = int(np.argmax(score))
     for _ in range(TIP_CHECKS):
         if score[best] <= 0 or not fades_out(labels, ink, best + 1, stats[best + 1]):
@@ -717,14 +722,38 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         return None
     if lead and (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2])):
         return None
+    return group_of(best, labels, stats[1:], mass, score)
+
+
+def group_of(best: int, labels: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The pixels of component ``best`` (0-based, ``labels`` counting from 1) and of the strokes
+    near it: what is read as the digit if it is chosen. ``stats``: OpenCV's rows, background's out."""
+    x, y, w, h = (stats[:, i].astype(np.float64) for i in range(4))
     reach = NEAR_DIGIT * max(h[best], w[best])
     near = (
         (x <= x[best] + w[best] + reach) & (x + w >= x[best] - reach)
         & (y <= y[best] + h[best] + reach) & (y + h >= y[best] - reach)
         & (mass >= 0.08 * mass[best]) & (score >= 0.05 * score[best])
     )  # fmt: skip
-    keep = np.concatenate([[False], near])
-    return keep[labels]
+    return np.concatenate([[False], near])[labels]
+
+
+def weigh_by_likeness(score: np.ndarray, labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
+    """Weigh the ``LIKENESS_CHECKS`` best scores (in place) by how much each shape, with the
+    strokes near it, looks like a digit in MNIST's form (:mod:`mnist_flask.likeness`): a shadow's
+    wedge or a comb's end that the rules let through reads as a confident "1". The weight is at
+    least ``LIKENESS_FLOOR``, so that ink mass still counts where the network is unsure."""
+    best = [int(index) for index in np.argsort(-score)[:LIKENESS_CHECKS] if score[index] > 0]
+    if len(best) < 2:
+        return  # nothing to rank
+    fields = candidate_fields(best, labels, ink, stats, mass, score)
+    score[best] *= LIKENESS_FLOOR + (1 - LIKENESS_FLOOR) * likeness.shipped()(fields)
+
+
+def candidate_fields(best: list[int], labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Each candidate component with its near strokes in MNIST's 28x28 form, as the model would
+    read it (N, 28, 28)."""
+    return np.array([fit_to_field(with_edges(ink, group_of(index, labels, stats, mass, score))) for index in best])
 
 
 def fades_out(labels: np.ndarray, ink: np.ndarray, label: int, stats: np.ndarray) -> bool:

@@ -1,0 +1,116 @@
+"""The digit-likeness network shipped with the preprocessing, and how it is trained."""
+
+from __future__ import annotations
+
+import io
+
+import cv2
+import numpy as np
+import pytest
+from helpers import PICTURES, ROOT
+from PIL import Image
+
+from bench import digit_likeness
+from mnist_flask import preprocessing
+from mnist_flask.likeness import DigitLikeness, shipped
+from mnist_flask.model import load_classifier
+from mnist_flask.preprocessing import fit_to_field, prepare_upload, to_mnist
+
+
+def drawn(shape: str, size: int = 120) -> np.ndarray:
+    """A shape that is not a digit, in MNIST's form: drawn white on black, then boxed and centred
+    as the search renders every candidate."""
+    canvas = np.zeros((size, size), np.uint8)
+    if shape == "wedge":  # a shadow's narrow tip
+        cv2.fillPoly(canvas, [np.array([[50, 5], [70, 5], [58, 115]])], 255)
+    elif shape == "triangle":  # a shadow's corner
+        cv2.fillPoly(canvas, [np.array([[5, 5], [115, 5], [5, 115]])], 255)
+    elif shape == "block":  # a desk's corner, a dark note
+        cv2.rectangle(canvas, (20, 30), (100, 90), 255, -1)
+    elif shape == "bracket":  # the end of a comb of boxes
+        cv2.polylines(canvas, [np.array([[40, 5], [70, 5], [70, 115], [40, 115]])], False, 255, 6)
+    return fit_to_field(cv2.GaussianBlur(canvas.astype(np.float32) / 255, (5, 5), 1))
+
+
+def test_mnist_test_digits_look_like_digits(mnist_test):
+    """x_test, never seen in training, in the model's own form: nearly every digit, "1"s too."""
+    images, labels = mnist_test
+    fields = np.array([to_mnist(image).pixels for image in images[:2000]])
+    chance = shipped()(fields)
+    assert np.mean(chance > 0.5) >= 0.97
+    assert np.mean(chance[labels[:2000] == 1] > 0.5) >= 0.9  # a "1" is the shape a shadow's narrow tip takes
+
+
+@pytest.mark.parametrize("shape", ["wedge", "triangle", "block"])
+def test_a_shadow_s_tip_or_a_surface_s_corner_does_not_look_like_a_digit(shape):
+    assert shipped()(drawn(shape)[None])[0] < 0.5
+
+
+@pytest.fixture(scope="module")
+def classifier():
+    return load_classifier(ROOT / "models", "mnist", None)
+
+
+def test_a_note_whose_desk_outweighs_its_digit_is_found_by_the_digit_s_likeness(classifier, monkeypatch):
+    """A note on a desk (``note_on_desk``, x_test's digit 7090, a "5"): by the rules alone the
+    desk's grain beside the note outweighs the digit and nothing leads; weighed by likeness, the
+    digit is found, inside the picture, and read."""
+    data = (PICTURES / "note_found_by_its_likeness.jpg").read_bytes()
+    digit = prepare_upload(data, 25_000_000)
+    answer = classifier.answers([digit])[0]
+    box, (width, height) = answer["box"], Image.open(io.BytesIO(data)).size
+    assert answer["prediction"] == 5 and digit.found and not digit.at_edge
+    assert 0 < box["x"] and box["x"] + box["width"] < width and 0 < box["y"] and box["y"] + box["height"] < height
+    monkeypatch.setattr(preprocessing, "LIKENESS_CHECKS", 0)
+    assert not prepare_upload(data, 25_000_000).found
+
+
+def test_a_shadow_beside_a_digit_is_passed_over_for_the_digit(classifier, monkeypatch):
+    """A page under a hard shadow (``hard_shadow``, x_test's digit 6639, a "6"): the first reading
+    takes in the shadow and the model doubts it; of the second looks, the rules alone choose a
+    piece of the shadow's edge, read as a confident "1", and the weighing chooses the digit."""
+    data = (PICTURES / "shadow_read_beside_its_digit.jpg").read_bytes()
+    assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 6
+    monkeypatch.setattr(preprocessing, "LIKENESS_CHECKS", 0)
+    assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 1
+
+
+def test_the_network_runs_as_keras_runs_it():
+    """The NumPy forward pass gives Keras' own answers with the shipped weights."""
+    network = digit_likeness.build_network()
+    weights = shipped().weights
+    for layer in digit_likeness.likeness.LAYERS:
+        network.get_layer(layer).set_weights([weights[f"{layer}_kernel"], weights[f"{layer}_bias"]])
+    fields = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32) * (np.random.default_rng(1).random((16, 28, 28)) > 0.7)
+    fields = np.concatenate([fields, np.array([drawn("wedge"), drawn("bracket")])])
+    assert np.allclose(shipped()(fields), network.predict(fields[..., None], verbose=0)[:, 0], atol=1e-5)
+
+
+def test_weights_load_from_a_file(tmp_path):
+    stored = {name: value.astype(np.float16) for name, value in shipped().weights.items()}
+    np.savez(tmp_path / "weights.npz", **stored)
+    loaded = DigitLikeness.load(tmp_path / "weights.npz")
+    assert np.allclose(loaded(drawn("wedge")[None]), shipped()(drawn("wedge")[None]))
+
+
+def test_harvested_shapes_are_labelled_by_where_the_digit_is():
+    """Photos and their twins without ink: shapes on the digit are digits, the rest are not, and
+    the twins (no digit at all) give only shapes that are not."""
+    fields, labels = digit_likeness.harvest(("hard_shadow", 4, 99))
+    assert fields.shape[1:] == (28, 28) and set(labels) == {0, 1}
+    assert shipped()(fields[labels == 1] / 255).mean() > shipped()(fields[labels == 0] / 255).mean()
+
+
+def test_shape_labels():
+    digit = np.zeros((50, 50), bool)
+    digit[10:30, 10:20] = True
+    on, part, off, half = (np.zeros_like(digit) for _ in range(4))
+    on[10:30, 10:20] = True
+    part[10:14, 10:20] = True  # a fifth of the digit
+    off[40:48, 40:48] = True
+    half[10:30, 10:20] = half[30:50, 30:50] = True  # the digit joined to as much again of something else
+    assert digit_likeness.shape_label(on, digit) == 1
+    assert digit_likeness.shape_label(off, digit) == 0
+    assert digit_likeness.shape_label(part, digit) is None
+    assert digit_likeness.shape_label(on, None) == 0
+    assert digit_likeness.shape_label(half, digit) is None
