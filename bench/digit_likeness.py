@@ -6,10 +6,10 @@ Examples are the shapes the search itself weighs (``preprocessing.candidate_fiel
 of-paper styles of :mod:`bench.upload_styles`, drawn with ``x_train`` digits (never ``x_test``)
 and the styles' tuning ranges (never the held-out ones). Each photo is drawn twice from the same
 seed, once with the digit's ink left off: where the two differ is the digit, so a shape is a
-digit when it covers at least half of that difference and lies mostly on it, and not one when it
-lies off it; shapes in between (a digit joined to a frame's remnant) are left out. While
-harvesting, the search runs without the network (every shape weighs 1), so that a new network
-learns from the same shapes whatever network is shipped.
+digit when it covers at least half of that difference and at least half of it lies on it, and
+not one when it lies off it; shapes in between (a digit joined to a larger frame's remnant, a
+piece of a digit) are left out. While harvesting, the search ranks by its rules alone (every
+shape weighs 1), so that a new network learns from the same shapes whatever network is shipped.
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ def harvest(job: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(fields uint8 [N,28,28], labels [N]) of the shapes weighed in ``count`` photos of ``style``
     and their twins without the digit."""
     style, count, seed = job
-    with np.load(ROOT / "data/mnist.npz") as data:
-        train = data["x_train"]
+    with np.load(ROOT / "data/mnist.npz") as mnist:
+        train = mnist["x_train"]
     digits = train[np.random.default_rng([seed, upload_styles.PAPER_STYLES.index(style)]).choice(len(train), count, replace=False)]
     photos = upload_styles.generate(style, digits, seed)
     with ink_left_off():
         twins = upload_styles.generate(style, digits, seed)
     fields, labels = [], []
     for (photo, _), (twin, _) in zip(photos, twins):
-        gray, bare = (preprocessing.read_upright(data, 40_000_000)[0] for data in (photo, twin))
+        gray, bare = (preprocessing.read_upright(upload, 40_000_000)[0] for upload in (photo, twin))
         digit = digit_where(gray, bare)
         for picture, truth in ((gray, digit), (bare, None)):
             for field, group in weighed_shapes(picture):
@@ -76,29 +76,25 @@ def digit_where(gray: np.ndarray, bare: np.ndarray) -> np.ndarray:
 
 def weighed_shapes(gray: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """(field, pixels at the search's resolution) of every shape the search weighs in a photo, its
-    first reading and its second looks, with every shape weighing 1."""
+    first reading and its second looks, with every shape weighing 1 (``LIKENESS_FLOOR`` = 1)."""
     seen = []
     small_shape = preprocessing.fit_within(gray, preprocessing.ANALYSIS_SIDE).shape
 
-    def recording(best, labels, ink, stats, mass, score):
-        fields = fields_of(best, labels, ink, stats, mass, score)
+    def recording(candidates, labels, ink, stats, mass, score):
+        fields = fields_of(candidates, labels, ink, stats, mass, score)
         if labels.shape == small_shape:  # not the crop a clean picture is read from
-            seen.extend((field, preprocessing.group_of(index, labels, stats, mass, score)) for field, index in zip(fields, best))
+            seen.extend((field, preprocessing.group_of(index, labels, stats, mass, score)) for field, index in zip(fields, candidates))
         return fields
 
-    fields_of, shipped = preprocessing.candidate_fields, likeness.shipped
-    preprocessing.candidate_fields, likeness.shipped = recording, lambda: weighs_one
+    fields_of, floor = preprocessing.candidate_fields, preprocessing.LIKENESS_FLOOR
+    preprocessing.candidate_fields, preprocessing.LIKENESS_FLOOR = recording, 1.0
     try:
         digit = preprocessing.to_mnist(gray)
         if digit.second_look is not None:
             digit.second_look()
     finally:
-        preprocessing.candidate_fields, likeness.shipped = fields_of, shipped
+        preprocessing.candidate_fields, preprocessing.LIKENESS_FLOOR = fields_of, floor
     return seen
-
-
-def weighs_one(fields: np.ndarray) -> np.ndarray:
-    return np.ones(len(fields))
 
 
 def shape_label(group: np.ndarray, digit: np.ndarray | None) -> int | None:
@@ -133,7 +129,10 @@ def train(fields: np.ndarray, labels: np.ndarray, epochs: int) -> dict[str, np.n
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
+    import tensorflow
+
     keras.utils.set_random_seed(SEED)
+    tensorflow.config.experimental.enable_op_determinism()  # the same shapes, the same network
     network = build_network()
     network.compile(optimizer=keras.optimizers.Adam(2e-3), loss="binary_crossentropy")
     share = labels.mean()
@@ -154,8 +153,8 @@ def harvest_all(per_style: int) -> tuple[np.ndarray, np.ndarray]:
 
 def clean_digits(count: int) -> np.ndarray:
     """``x_train`` digits in the model's form: what a digit looks like with nothing around it."""
-    with np.load(ROOT / "data/mnist.npz") as data:
-        train = data["x_train"]
+    with np.load(ROOT / "data/mnist.npz") as mnist:
+        train = mnist["x_train"]
     chosen = train[np.random.default_rng(SEED).choice(len(train), count, replace=False)]
     return np.array([np.round(preprocessing.to_mnist(digit).pixels * 255) for digit in chosen], np.uint8)
 

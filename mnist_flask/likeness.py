@@ -4,7 +4,7 @@ The photo's search (:mod:`mnist_flask.preprocessing`) ranks the shapes it finds 
 proportions, not a solid blob, on the sheet, clear of the edge. A shadow's narrow wedge or a
 comb's end passes all of them and reads as a confident "1". This small convolutional network
 (56,000 weights, run in NumPy: no model runtime, about 0.1 ms for four shapes) looks at each
-of the best few shapes as the model would see it, in MNIST's 28x28 form, and weighs its rank.
+of the best few shapes as the model would see it, in MNIST's 28x28 form, and weighs its score.
 
 It belongs to the preprocessing, not to the served model: it is the same for every model a user
 serves. ``python -m bench.digit_likeness`` (``make digit-likeness``) trains it on the shapes the
@@ -25,7 +25,7 @@ LAYERS = ("conv1", "conv2", "dense", "out")  # as bench.digit_likeness builds th
 STRIDE = 2  # both convolutions
 
 
-def convolve(fields: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
+def convolve_relu(fields: np.ndarray, kernel: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """A 'valid' convolution with stride 2 and ReLU, as Keras' Conv2D: ``fields`` (N, H, W, C),
     ``kernel`` (kh, kw, C, F)."""
     kh, kw, channels, filters = kernel.shape
@@ -48,8 +48,8 @@ class DigitLikeness:
     def __call__(self, fields: np.ndarray) -> np.ndarray:
         """The chance (0..1) that each field (N, 28, 28; 0..1, ink bright) is a digit."""
         w = self.weights
-        hidden = convolve(np.asarray(fields, np.float32)[..., None], w["conv1_kernel"], w["conv1_bias"])
-        hidden = convolve(hidden, w["conv2_kernel"], w["conv2_bias"]).reshape(len(fields), -1)
+        hidden = convolve_relu(np.asarray(fields, np.float32)[..., None], w["conv1_kernel"], w["conv1_bias"])
+        hidden = convolve_relu(hidden, w["conv2_kernel"], w["conv2_bias"]).reshape(len(fields), -1)
         hidden = np.maximum(hidden @ w["dense_kernel"] + w["dense_bias"], 0)
         logits = (hidden @ w["out_kernel"] + w["out_bias"])[:, 0]
         return 1 / (1 + np.exp(-logits))

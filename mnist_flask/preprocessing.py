@@ -338,7 +338,7 @@ ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, pa
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
 SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and leaves as much lit
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
-LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (weigh_by_likeness)
+LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (likeness_weights)
 LIKENESS_FLOOR = 0.1  # ... by at least this much
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
@@ -695,7 +695,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
     blob, whose widest point is far wider than a stroke; a speck), for lying off the sheet or
     touching the picture's edge, where shadows and surfaces are; then the best few weighed by how
-    much they look like a digit to a network trained on photos (:func:`weigh_by_likeness`), and
+    much they look like a digit to a network trained on photos (:func:`likeness_weights`), and
     discounted for fading out rather than ending at an edge (:func:`fades_out`)."""
     height, width = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
@@ -711,7 +711,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     if sheet is not None:
         on_sheet = np.bincount(labels.ravel(), weights=sheet.ravel(), minlength=count)[1:] / area
         score *= np.where(on_sheet < 0.5, 0.02, on_sheet)
-    weigh_by_likeness(score, labels, ink, stats[1:], mass)
+    score *= likeness_weights(score, labels, ink, stats[1:], mass)
     best = int(np.argmax(score))
     for _ in range(TIP_CHECKS):
         if score[best] <= 0 or not fades_out(labels, ink, best + 1, stats[best + 1]):
@@ -725,35 +725,38 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     return group_of(best, labels, stats[1:], mass, score)
 
 
-def group_of(best: int, labels: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """The pixels of component ``best`` (0-based, ``labels`` counting from 1) and of the strokes
+def group_of(index: int, labels: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The pixels of component ``index`` (0-based, ``labels`` counting from 1) and of the strokes
     near it: what is read as the digit if it is chosen. ``stats``: OpenCV's rows, background's out."""
     x, y, w, h = (stats[:, i].astype(np.float64) for i in range(4))
-    reach = NEAR_DIGIT * max(h[best], w[best])
+    reach = NEAR_DIGIT * max(h[index], w[index])
     near = (
-        (x <= x[best] + w[best] + reach) & (x + w >= x[best] - reach)
-        & (y <= y[best] + h[best] + reach) & (y + h >= y[best] - reach)
-        & (mass >= 0.08 * mass[best]) & (score >= 0.05 * score[best])
+        (x <= x[index] + w[index] + reach) & (x + w >= x[index] - reach)
+        & (y <= y[index] + h[index] + reach) & (y + h >= y[index] - reach)
+        & (mass >= 0.08 * mass[index]) & (score >= 0.05 * score[index])
     )  # fmt: skip
     return np.concatenate([[False], near])[labels]
 
 
-def weigh_by_likeness(score: np.ndarray, labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> None:
-    """Weigh the ``LIKENESS_CHECKS`` best scores (in place) by how much each shape, with the
-    strokes near it, looks like a digit in MNIST's form (:mod:`mnist_flask.likeness`): a shadow's
-    wedge or a comb's end that the rules let through reads as a confident "1". The weight is at
-    least ``LIKENESS_FLOOR``, so that ink mass still counts where the network is unsure."""
-    best = [int(index) for index in np.argsort(-score)[:LIKENESS_CHECKS] if score[index] > 0]
-    if len(best) < 2:
-        return  # nothing to rank
-    fields = candidate_fields(best, labels, ink, stats, mass, score)
-    score[best] *= LIKENESS_FLOOR + (1 - LIKENESS_FLOOR) * likeness.shipped()(fields)
+def likeness_weights(score: np.ndarray, labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray) -> np.ndarray:
+    """A weight for each component's score: for the ``LIKENESS_CHECKS`` best, how much each, with
+    the strokes near it, looks like a digit in MNIST's form (:mod:`mnist_flask.likeness`), since a
+    shadow's wedge or a comb's end that the rules let through reads as a confident "1"; at least
+    ``LIKENESS_FLOOR``, so that ink mass still counts where the network is unsure, and that floor
+    for the rest, which were not looked at. All 1 where there is only one shape to choose."""
+    candidates = [int(index) for index in np.argsort(-score)[:LIKENESS_CHECKS] if score[index] > 0]
+    weights = np.full(len(score), LIKENESS_FLOOR if len(candidates) > 1 else 1.0)
+    if len(candidates) > 1:
+        fields = candidate_fields(candidates, labels, ink, stats, mass, score)
+        weights[candidates] += (1 - LIKENESS_FLOOR) * likeness.shipped()(fields)
+    return weights
 
 
-def candidate_fields(best: list[int], labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """Each candidate component with its near strokes in MNIST's 28x28 form, as the model would
-    read it (N, 28, 28)."""
-    return np.array([fit_to_field(with_edges(ink, group_of(index, labels, stats, mass, score))) for index in best])
+def candidate_fields(candidates: list[int], labels: np.ndarray, ink: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """Each candidate component with the strokes near it by the rules' ``score``, in MNIST's 28x28
+    form (N, 28, 28). The one chosen is read with the strokes near it by the weighed scores: those
+    that look least like a digit (a shadow's edge beside it) may drop out."""
+    return np.array([fit_to_field(with_edges(ink, group_of(index, labels, stats, mass, score))) for index in candidates])
 
 
 def fades_out(labels: np.ndarray, ink: np.ndarray, label: int, stats: np.ndarray) -> bool:

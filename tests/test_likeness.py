@@ -10,11 +10,11 @@ import pytest
 from helpers import PICTURES, ROOT
 from PIL import Image
 
-from bench import digit_likeness
+from bench import digit_likeness, upload_styles
 from mnist_flask import preprocessing
-from mnist_flask.likeness import DigitLikeness, shipped
+from mnist_flask.likeness import LAYERS, shipped
 from mnist_flask.model import load_classifier
-from mnist_flask.preprocessing import fit_to_field, prepare_upload, to_mnist
+from mnist_flask.preprocessing import fit_to_field, prepare_upload, read_upright, to_mnist
 
 
 def drawn(shape: str, size: int = 120) -> np.ndarray:
@@ -79,26 +79,41 @@ def test_the_network_runs_as_keras_runs_it():
     """The NumPy forward pass gives Keras' own answers with the shipped weights."""
     network = digit_likeness.build_network()
     weights = shipped().weights
-    for layer in digit_likeness.likeness.LAYERS:
+    for layer in LAYERS:
         network.get_layer(layer).set_weights([weights[f"{layer}_kernel"], weights[f"{layer}_bias"]])
     fields = np.random.default_rng(0).random((16, 28, 28), dtype=np.float32) * (np.random.default_rng(1).random((16, 28, 28)) > 0.7)
     fields = np.concatenate([fields, np.array([drawn("wedge"), drawn("bracket")])])
     assert np.allclose(shipped()(fields), network.predict(fields[..., None], verbose=0)[:, 0], atol=1e-5)
 
 
-def test_weights_load_from_a_file(tmp_path):
-    stored = {name: value.astype(np.float16) for name, value in shipped().weights.items()}
-    np.savez(tmp_path / "weights.npz", **stored)
-    loaded = DigitLikeness.load(tmp_path / "weights.npz")
-    assert np.allclose(loaded(drawn("wedge")[None]), shipped()(drawn("wedge")[None]))
+def test_the_shipped_weights_are_every_layer_s_kernel_and_bias_in_float32():
+    weights = shipped().weights
+    assert set(weights) == {f"{layer}_{part}" for layer in LAYERS for part in ("kernel", "bias")}
+    assert all(value.dtype == np.float32 for value in weights.values())
 
 
-def test_harvested_shapes_are_labelled_by_where_the_digit_is():
-    """Photos and their twins without ink: shapes on the digit are digits, the rest are not, and
-    the twins (no digit at all) give only shapes that are not."""
+def test_the_digit_is_where_a_photo_and_its_twin_without_ink_differ(mnist_test):
+    """The twin is the same photo but for the digit's ink: they differ in one compact place, the
+    shapes the search weighs there are labelled digits, and those of the twin are not."""
+    digits = mnist_test[0][:4]
+    photos = upload_styles.generate("hard_shadow", digits, 99)
+    with digit_likeness.ink_left_off():
+        twins = upload_styles.generate("hard_shadow", digits, 99)
+    labels, twin_labels = [], []
+    for (photo, _), (twin, _) in zip(photos, twins):
+        gray, bare = (read_upright(upload, 25_000_000)[0] for upload in (photo, twin))
+        digit = digit_likeness.digit_where(gray, bare)
+        x, y, w, h = cv2.boundingRect(digit.view(np.uint8))
+        assert 0 < digit.sum() and w * h < 0.5 * digit.size
+        assert not digit_likeness.digit_where(bare, bare).any()
+        labels += [digit_likeness.shape_label(group, digit) for _, group in digit_likeness.weighed_shapes(gray)]
+        twin_labels += [digit_likeness.shape_label(group, digit) for _, group in digit_likeness.weighed_shapes(bare)]
+    assert 1 in labels and 0 in twin_labels and 1 not in twin_labels
+
+
+def test_harvested_shapes_come_labelled_both_ways():
     fields, labels = digit_likeness.harvest(("hard_shadow", 4, 99))
-    assert fields.shape[1:] == (28, 28) and set(labels) == {0, 1}
-    assert shipped()(fields[labels == 1] / 255).mean() > shipped()(fields[labels == 0] / 255).mean()
+    assert fields.shape[1:] == (28, 28) and fields.dtype == np.uint8 and set(labels) == {0, 1}
 
 
 def test_shape_labels():
@@ -108,9 +123,12 @@ def test_shape_labels():
     on[10:30, 10:20] = True
     part[10:14, 10:20] = True  # a fifth of the digit
     off[40:48, 40:48] = True
-    half[10:30, 10:20] = half[30:50, 30:50] = True  # the digit joined to as much again of something else
+    half[10:30, 10:20] = half[30:50, 30:50] = True  # the digit joined to twice as much of something else
+    even = np.zeros_like(digit)
+    even[10:30, 10:20] = even[40:50, 30:50] = True  # ... or to as much: half of it on the digit
     assert digit_likeness.shape_label(on, digit) == 1
     assert digit_likeness.shape_label(off, digit) == 0
     assert digit_likeness.shape_label(part, digit) is None
     assert digit_likeness.shape_label(on, None) == 0
     assert digit_likeness.shape_label(half, digit) is None
+    assert digit_likeness.shape_label(even, digit) == 1
