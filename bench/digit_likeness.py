@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 from multiprocessing import Pool
 from pathlib import Path
@@ -25,7 +26,7 @@ import numpy as np
 
 from bench import upload_styles
 from bench.harness import ROOT
-from mnist_flask import likeness, preprocessing
+from mnist_flask import likeness, preprocessing, training
 
 DIFFERENCE = 12  # grey levels by which a photo and its twin without ink must differ to be the digit
 COVERS, ON_DIGIT, OFF_DIGIT = 0.5, 0.5, 0.05  # shares that make a shape a digit, or not one
@@ -36,8 +37,7 @@ def harvest(job: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
     """(fields uint8 [N,28,28], labels [N]) of the shapes weighed in ``count`` photos of ``style``
     and their twins without the digit."""
     style, count, seed = job
-    with np.load(ROOT / "data/mnist.npz") as mnist:
-        train = mnist["x_train"]
+    train = train_digits()
     digits = train[np.random.default_rng([seed, upload_styles.PAPER_STYLES.index(style)]).choice(len(train), count, replace=False)]
     photos = upload_styles.generate(style, digits, seed)
     with ink_left_off():
@@ -53,6 +53,12 @@ def harvest(job: tuple[str, int, int]) -> tuple[np.ndarray, np.ndarray]:
                     fields.append(np.round(field * 255).astype(np.uint8))
                     labels.append(label)
     return np.array(fields, np.uint8).reshape(-1, 28, 28), np.array(labels, np.uint8)
+
+
+@functools.cache
+def train_digits() -> np.ndarray:
+    """``x_train``, read once per process (each harvests many chunks)."""
+    return training.load_mnist(str(ROOT / "data/mnist.npz"))[0][0]
 
 
 @contextlib.contextmanager
@@ -153,8 +159,7 @@ def harvest_all(per_style: int) -> tuple[np.ndarray, np.ndarray]:
 
 def clean_digits(count: int) -> np.ndarray:
     """``x_train`` digits in the model's form: what a digit looks like with nothing around it."""
-    with np.load(ROOT / "data/mnist.npz") as mnist:
-        train = mnist["x_train"]
+    train = train_digits()
     chosen = train[np.random.default_rng(SEED).choice(len(train), count, replace=False)]
     return np.array([np.round(preprocessing.to_mnist(digit).pixels * 255) for digit in chosen], np.uint8)
 

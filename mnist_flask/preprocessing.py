@@ -745,10 +745,10 @@ def likeness_weights(score: np.ndarray, labels: np.ndarray, ink: np.ndarray, sta
     ``LIKENESS_FLOOR``, so that ink mass still counts where the network is unsure, and that floor
     for the rest, which were not looked at. All 1 where there is only one shape to choose."""
     candidates = [int(index) for index in np.argsort(-score)[:LIKENESS_CHECKS] if score[index] > 0]
-    weights = np.full(len(score), LIKENESS_FLOOR if len(candidates) > 1 else 1.0)
-    if len(candidates) > 1:
-        fields = candidate_fields(candidates, labels, ink, stats, mass, score)
-        weights[candidates] += (1 - LIKENESS_FLOOR) * likeness.shipped()(fields)
+    if len(candidates) < 2:
+        return np.ones(len(score))
+    weights = np.full(len(score), LIKENESS_FLOOR)
+    weights[candidates] += (1 - LIKENESS_FLOOR) * likeness.shipped()(candidate_fields(candidates, labels, ink, stats, mass, score))
     return weights
 
 
