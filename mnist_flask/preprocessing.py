@@ -330,6 +330,11 @@ LINE_THICKEST = 0.05  # ... at most this thick (a bold printed frame, 0.04 of th
 LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
+FRAME_SMALLEST = 0.05  # a printed frame's cell is at least this wide and tall (fraction of the longer side)
+FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (printed_frames)
+FRAME_RAGGED = 0.5  # ... a side with ink a pixel inside it along more than this share is a stroke's ragged edge
+FRAME_FILLED = 0.75  # ... and the hole fills this share of that rectangle (a digit touching the frame inside takes the rest)
+FRAME_CELLS = 12  # more cells than this are a grid, not a form's frames
 FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
 DENSE_LINES = 0.25  # a page whose printed lines cover more than this share is ruled too densely to cut them out (line_level)
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
@@ -535,7 +540,7 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     height, width = mask.shape
     side = max(height, width)
     segment = max(9, int(LINE_SEGMENT * side))
-    runs = []
+    runs = {}
     for along in ((1, segment), (segment, 1)):
         horizontal = along[0] == 1
         widened = cv2.dilate(loose, np.ones((3, 1) if horizontal else (1, 3), np.uint8))  # tilted lines
@@ -551,8 +556,11 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
             continue
         found, thickest = printed_lines(straight, labels, candidate, length, horizontal, side)
         if thickest:
-            reach = round(thickest) + 4
-            runs.append((found, np.ones((reach, 1) if horizontal else (1, reach), np.uint8)))
+            runs[horizontal] = (found, thickest)
+    for horizontal, (sides, thickness) in printed_frames(loose, side).items():
+        found, thickest = runs.get(horizontal, (np.zeros_like(mask), 0))
+        runs[horizontal] = (found | sides, max(thickest, thickness))
+    runs = [(found, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8)) for horizontal, (found, t) in runs.items()]
     found_any = functools.reduce(np.bitwise_or, (found for found, _ in runs), np.zeros_like(mask))
     lines = np.zeros_like(mask)
     for found, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
@@ -562,6 +570,73 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     for _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
         kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
     return kept, found_any
+
+
+def printed_frames(loose: np.ndarray, side: int) -> dict[bool, tuple[np.ndarray, float]]:
+    """The sides of printed rectangles (a box, the cells of a comb field) whose lines are too short
+    to be found as lines: by direction (True: horizontal), their pixels and the thickest side's
+    thickness. A rectangle is a hole in the ink, at least ``FRAME_SMALLEST`` of the picture
+    across, that fills ``FRAME_FILLED`` of its least rectangle, and whose four sides
+    :func:`frame_side` finds printed; a digit's loops are round, so ink lines their box only where
+    it touches. A digit touching the frame from inside leaves the hole's box the cell's. More
+    than ``FRAME_CELLS`` such holes are a grid, whose lines are found as lines."""
+    contours, hierarchy = cv2.findContours(loose, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    holes = [contour for contour, parent in zip(contours, () if hierarchy is None else hierarchy[0, :, 3]) if parent >= 0]
+    holes = [hole for hole in holes if min(cv2.boundingRect(hole)[2:]) >= FRAME_SMALLEST * side]
+    if len(holes) > FRAME_CELLS:
+        return {}
+    outlines: dict[bool, list[np.ndarray]] = {True: [], False: []}
+    thickest = {True: 0.0, False: 0.0}
+    for hole in holes:
+        least = cv2.minAreaRect(hole)
+        if cv2.contourArea(hole) < FRAME_FILLED * least[1][0] * least[1][1]:
+            continue
+        corners = cv2.boxPoints(least)
+        sides = [frame_side(loose, start, end, corners.mean(axis=0), side) for start, end in zip(corners, np.roll(corners, -1, axis=0))]
+        if any(found is None for found in sides):
+            continue
+        for horizontal, outline, thickness in sides:
+            outlines[horizontal].append(outline)
+            thickest[horizontal] = max(thickest[horizontal], thickness)
+    frames = {}
+    for horizontal, drawn in outlines.items():
+        if drawn:
+            pixels = np.zeros_like(loose)
+            cv2.fillPoly(pixels, drawn, 1)
+            frames[horizontal] = (pixels & loose, thickest[horizontal])
+    return frames
+
+
+def frame_side(loose: np.ndarray, start: np.ndarray, end: np.ndarray, centre: np.ndarray, side: int) -> tuple[bool, np.ndarray, float] | None:
+    """For one side of a hole's least rectangle (from corner ``start`` to ``end``): whether it is
+    horizontal, the outline of the ink lining it (out to its thickness, over the corners), and
+    that thickness. None unless ink lines ``FRAME_COVERED`` of it (its ends left out, where
+    corners round) in a solid band with a straight inner edge (ink a pixel inside it along at
+    most ``FRAME_RAGGED``: a stroke's edge wavers), tilted by at most ``LINE_TILT`` and at most
+    ``LINE_THICKEST`` or a third of its length thick."""
+    direction = end - start
+    length = float(np.hypot(*direction))
+    horizontal = abs(direction[0]) >= abs(direction[1])
+    if length < 3 or abs(direction[1 if horizontal else 0]) > LINE_TILT * length:
+        return None
+    outward = np.array([-direction[1], direction[0]]) / length
+    if outward @ ((start + end) / 2 - centre) < 0:
+        outward = -outward
+    offsets = np.arange(-1, int(LINE_THICKEST * side) + 2)
+    along = start + np.linspace(0.1, 0.9, max(8, int(length)))[:, None] * direction
+    x, y = np.round(along[None] + offsets[:, None, None] * outward).astype(int).transpose(2, 0, 1)
+    inside = (x >= 0) & (x < loose.shape[1]) & (y >= 0) & (y < loose.shape[0])
+    covered = inside.all(axis=1, keepdims=True) & (loose[y.clip(0, loose.shape[0] - 1), x.clip(0, loose.shape[1] - 1)] > 0)
+    inner, covered = covered[0], covered[1:]
+    if (covered[0] | covered[1]).mean() < FRAME_COVERED or inner.mean() > FRAME_RAGGED:
+        return None
+    thickness = float(np.argmin(np.append(covered.mean(axis=1) >= FRAME_COVERED, False)[1:]) + 1)
+    if thickness > min(LINE_THICKEST * side, length / 3):
+        return None
+    reach = outward * (thickness + 0.5)
+    outline = np.array([start - 0.5 * outward, end - 0.5 * outward, end + reach, start + reach])
+    outline += np.array([-direction, direction, direction, -direction]) / length * thickness
+    return horizontal, np.round(outline).astype(np.int32), thickness
 
 
 def printed_lines(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import DATA
+from helpers import DATA, ROOT
 
 from bench.harness import gunicorn
 from mnist_flask import create_app
+from mnist_flask.model import load_classifier
 
 
 @pytest.fixture(scope="session")
@@ -15,6 +16,12 @@ def mnist_test():
     """Official MNIST test digits (evaluation only) with their labels."""
     with np.load(DATA) as data:
         return data["x_test"], data["y_test"]
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """The shipped model, loaded once."""
+    return load_classifier(ROOT / "models", "mnist", None)
 
 
 @pytest.fixture

@@ -7,13 +7,12 @@ import io
 import cv2
 import numpy as np
 import pytest
-from helpers import PICTURES, ROOT
+from helpers import PICTURES
 from PIL import Image
 
 from bench import digit_likeness, upload_styles
 from mnist_flask import preprocessing
 from mnist_flask.likeness import LAYERS, shipped
-from mnist_flask.model import load_classifier
 from mnist_flask.preprocessing import fit_to_field, prepare_upload, read_upright, to_mnist
 
 
@@ -44,11 +43,6 @@ def test_mnist_test_digits_look_like_digits(mnist_test):
 @pytest.mark.parametrize("shape", ["wedge", "triangle", "block"])
 def test_a_shadow_s_tip_or_a_surface_s_corner_does_not_look_like_a_digit(shape):
     assert shipped()(drawn(shape)[None])[0] < 0.5
-
-
-@pytest.fixture(scope="module")
-def classifier():
-    return load_classifier(ROOT / "models", "mnist", None)
 
 
 def test_a_note_whose_desk_outweighs_its_digit_is_found_by_the_digit_s_likeness(classifier, monkeypatch):

@@ -155,11 +155,6 @@ def test_models_export_and_import(tmp_path):
     assert refused.returncode != 0 and "exists already" in refused.stderr
 
 
-@pytest.fixture(scope="module")
-def classifier():
-    return load_classifier(ROOT / "models", "mnist", None)
-
-
 def unlooked(digit: Digit) -> Digit:
     """A reading whose second look must not be taken."""
 

@@ -10,6 +10,7 @@ import cv2
 import numpy as np
 import pytest
 from helpers import PICTURES, ROOT, encode
+from mnist_flask import preprocessing
 from mnist_flask._mnist_form import mnist_form_field
 from PIL import Image
 from scipy import ndimage
@@ -462,6 +463,52 @@ def test_a_stroke_a_ruled_line_cuts_is_joined_again():
     assert not kept[100, :60].any() and not kept[100, 80:].any()
     count, _ = cv2.connectedComponents(kept)
     assert count == 2  # the background and the whole stroke
+
+
+def comb_field(cells: int, digit_in: int, digit: np.ndarray) -> tuple[np.ndarray, tuple[slice, slice]]:
+    """A row of ``cells`` printed boxes 2 pixels thick, 30 wide and 36 tall, with ``digit`` (a
+    thresholded MNIST image) inside box ``digit_in``, touching none of its sides; and where it is."""
+    page = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
+    left, top = 20, 80
+    page[top : top + 2, left : left + 30 * cells + 2] = page[top + 36 : top + 38, left : left + 30 * cells + 2] = 1
+    for cell in range(cells + 1):
+        page[top : top + 38, left + 30 * cell : left + 30 * cell + 2] = 1
+    where = slice(top + 7, top + 31), slice(left + 30 * digit_in + 5, left + 30 * digit_in + 29)
+    page[where] = cv2.resize(digit, (24, 24)) > 100
+    return page, where
+
+
+def test_a_comb_fields_boxes_go_as_its_lines_do(mnist_test):
+    """A comb field's rules are lines, but the ticks between its boxes are too short to be: left
+    behind, the tick beside the digit was read with it. Each box is a hole lined by straight
+    ink on four sides, which a digit's loop never is, so the ticks go too and the digit stays."""
+    page, where = comb_field(5, 2, mnist_test[0][3])  # a "0": its loop is a hole too
+    kept, lines = remove_lines(page, page)
+    outside = kept.copy()
+    outside[where] = 0
+    assert not outside.any() and lines[81, 22] and lines[100, 21]
+    assert (kept[where] == page[where]).all()
+
+
+def test_a_small_box_around_a_digit_goes_though_its_sides_are_no_lines(mnist_test):
+    """One box, its sides shorter than a line must be: found as a frame, it goes; the digit stays."""
+    page, where = comb_field(1, 0, mnist_test[0][1])
+    kept, _ = remove_lines(page, page)
+    outside = kept.copy()
+    outside[where] = 0
+    assert not outside.any() and (kept[where] == page[where]).all()
+
+
+def test_a_comb_field_is_read_for_its_digit_not_as_a_whole(classifier, monkeypatch):
+    """A comb field photographed (``form_field`` held out, x_test's digit 3187, a "6"): with its
+    ticks left, the whole comb was one shape, read as a "2" in a box the comb's size; without, the
+    "6" in its box."""
+    data = (PICTURES / "comb_field_read_whole.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 6 and answer["box"]["width"] < 60
+    monkeypatch.setattr(preprocessing, "FRAME_CELLS", 0)
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] != 6 and answer["box"]["width"] > 400
 
 
 def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_test):
