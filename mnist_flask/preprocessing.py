@@ -345,6 +345,7 @@ SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
 LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (likeness_weights)
 LIKENESS_FLOOR = 0.1  # ... by at least this much
+EDGE_NO_DIGIT = 0.02  # chosen strokes at the picture's edge less digit-like than this are passed over (is_no_digit_at_edge)
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
 FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
@@ -1168,19 +1169,36 @@ def strokes_in(
 
 
 def strokes_among(
-    relative: np.ndarray, darkness: np.ndarray, unlined: np.ndarray, lines: np.ndarray, sheet: np.ndarray | None, regions: np.ndarray | None, noise_lead: bool
+    relative: np.ndarray, darkness: np.ndarray, unlined: np.ndarray, lines: np.ndarray, sheet: np.ndarray | None, regions: np.ndarray | None, noise_lead: bool,
+    pass_over: bool = True,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``
-    may not set the threshold), and the relative ink map: see :func:`strokes_in`."""
+    may not set the threshold), and the relative ink map: see :func:`strokes_in`. With
+    ``pass_over``, strokes at the edge that look like no digit (:func:`is_no_digit_at_edge`) are
+    passed over once, and what is found without them is taken if anything is."""
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
     mask = above_peak(relative, peak) & unlined
     noisy = noise_lead and sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
-    if chosen is None or contrast(chosen, relative, darkness, regions, sheet, plain=sheet is None and not noisy) < MIN_CONTRAST:
+    if chosen is not None and pass_over and is_no_digit_at_edge(chosen, relative):
+        passed_over = cv2.dilate(chosen.view(np.uint8), np.ones((5, 5), np.uint8))
+        again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False)
+        if again is not None:
+            return again
+    if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
     return chosen, relative
+
+
+def is_no_digit_at_edge(chosen: np.ndarray, relative: np.ndarray) -> bool:
+    """Whether the strokes chosen reach the picture's edge and look like no digit at all (a
+    likeness under ``EDGE_NO_DIGIT``): a hard shadow's wedge there, darker than a faint digit,
+    sets the threshold that hides the digit, so it is passed over and the threshold set again."""
+    if not reaches_edge(ink_box(chosen), chosen.shape):
+        return False
+    return float(likeness.shipped()(fit_to_field(with_edges(relative, chosen))[None])[0]) < EDGE_NO_DIGIT
 
 
 def line_level(relative: np.ndarray) -> np.ndarray:
@@ -1194,17 +1212,16 @@ def line_level(relative: np.ndarray) -> np.ndarray:
     return np.maximum(across, cv2.morphologyEx(relative, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)))
 
 
-def contrast(
-    chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, regions: np.ndarray | None, sheet: np.ndarray | None, plain: bool
-) -> float:
+def contrast(chosen: np.ndarray, relative: np.ndarray, darkness: np.ndarray, regions: np.ndarray | None, sheet: np.ndarray | None) -> float:
     """How far the strokes stand out, on the full scale; against the paper itself where the paper
-    is dark: strokes in a hard shadow (read with each area apart), and strokes on a ``plain`` page
-    (no sheet, not noisy) in dim light (:func:`in_dim_light`). Ink takes a share of the light that
-    paper reflects, so under half the light it stands out half as far on the full scale. Not so on
-    a surface: a desk's grain stands out from its dark wood as much as ink."""
+    is dark: strokes in a hard shadow (read with each area apart), and strokes on a page with no
+    sheet in dim light (:func:`in_dim_light`). Ink takes a share of the light that paper reflects,
+    so under half the light it stands out half as far on the full scale. Not so on a surface
+    around a sheet: a desk's grain stands out from its dark wood as much as ink. A picture as busy
+    as noise counts as a page too: a shape that leads there by ``NOISE_LEAD`` is no grain."""
     shadow = 1 + (sheet is not None)  # the shadow's number among the areas (see lit_regions)
     in_shadow = regions is not None and np.median(regions[chosen]) == shadow
-    dim = plain and in_dim_light(chosen, relative, darkness)
+    dim = sheet is None and in_dim_light(chosen, relative, darkness)
     return float((relative if in_shadow or dim else darkness)[chosen].max())
 
 

@@ -511,6 +511,29 @@ def test_a_comb_field_is_read_for_its_digit_not_as_a_whole(classifier, monkeypat
     assert answer["prediction"] != 6 and answer["box"]["width"] > 400
 
 
+def test_a_shadows_wedge_at_the_edge_is_passed_over_for_a_fainter_digit(classifier, monkeypatch):
+    """A page under a hard shadow (``hard_shadow`` held out, x_test's digit 7643, a "5"): the
+    shadow's wedge along the top edge is darker than the pale digit and sets the threshold, so the
+    digit was never a shape to choose, and the wedge was read. It looks like no digit at all, so it
+    is passed over and the threshold set again: the "5", clear of the edge."""
+    data = (PICTURES / "shadow_wedge_at_the_edge_passed_over.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 5 and answer["box"]["y"] > 0
+    monkeypatch.setattr(preprocessing, "EDGE_NO_DIGIT", 0)
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] != 5 and answer["box"]["y"] == 0
+
+
+def test_a_pale_digit_in_a_busy_picture_that_leads_is_measured_as_on_paper(classifier):
+    """A pale grey "3" (``hard_shadow`` held out, x_test's digit 200) on a page whose lit strip and
+    shadow make the picture as busy as noise: the digit leads every other shape as far as noise
+    asks, but its contrast was measured on the full scale, as a desk's grain is, and the page's dim
+    light made it too faint, so nothing was found. A shape that leads is measured as ink on paper."""
+    data = (PICTURES / "faint_digit_beside_a_lit_strip.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["digit_found"] and answer["prediction"] == 3
+
+
 def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_test):
     """A note a sixth of the picture, turned by 20 degrees on a grainy desk: eroded by a fifth of
     the picture's side (what no stroke survives) little of it was left, so it was no sheet, and the
