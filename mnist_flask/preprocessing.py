@@ -1009,14 +1009,17 @@ def find_digit(gray: np.ndarray) -> Digit:
 
     The first reading closes the paper across the whole picture (:func:`read_digit`); the second
     look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`).
-    Light ink in which nothing digit-like is found is read again as dark ink: a page in shadow but
-    for a lit strip too narrow to count as a shadow's lit side (``SHADE_SHARE``) looks like a dark
-    board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
+    Light ink in which nothing digit-like is found, or only a shape at the edge that looks like
+    no digit, is read again as dark ink, and that reading kept if it finds anything: a page in
+    shadow but for a lit strip too narrow to count as a shadow's lit side (``SHADE_SHARE``) looks
+    like a dark board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
-    if not digit.found and analysis.light_ink:
-        analysis = analysis._replace(light_ink=False)
-        digit = read_digit(gray, analysis, regions=None)
+    if analysis.light_ink and (not digit.found or (digit.at_edge and looks_like_no_digit(digit.pixels))):
+        as_dark = analysis._replace(light_ink=False)
+        again = read_digit(gray, as_dark, regions=None)
+        if again.found or not digit.found:
+            analysis, digit = as_dark, again
     return replace(digit, second_look=partial(read_by_areas, gray, analysis))
 
 
@@ -1193,12 +1196,15 @@ def strokes_among(
 
 
 def is_no_digit_at_edge(chosen: np.ndarray, relative: np.ndarray) -> bool:
-    """Whether the strokes chosen reach the picture's edge and look like no digit at all (a
-    likeness under ``EDGE_NO_DIGIT``): a hard shadow's wedge there, darker than a faint digit,
-    sets the threshold that hides the digit, so it is passed over and the threshold set again."""
-    if not reaches_edge(ink_box(chosen), chosen.shape):
-        return False
-    return float(likeness.shipped()(fit_to_field(with_edges(relative, chosen))[None])[0]) < EDGE_NO_DIGIT
+    """Whether the strokes chosen reach the picture's edge and look like no digit at all: a hard
+    shadow's wedge there, darker than a faint digit, sets the threshold that hides the digit, so
+    it is passed over and the threshold set again."""
+    return reaches_edge(ink_box(chosen), chosen.shape) and looks_like_no_digit(fit_to_field(with_edges(relative, chosen)))
+
+
+def looks_like_no_digit(field: np.ndarray) -> bool:
+    """Whether a field in MNIST's form has a digit-likeness (:mod:`mnist_flask.likeness`) under ``EDGE_NO_DIGIT``."""
+    return float(likeness.shipped()(field[None])[0]) < EDGE_NO_DIGIT
 
 
 def line_level(relative: np.ndarray) -> np.ndarray:

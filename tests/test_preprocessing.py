@@ -524,6 +524,19 @@ def test_a_shadows_wedge_at_the_edge_is_passed_over_for_a_fainter_digit(classifi
     assert answer["prediction"] != 5 and answer["box"]["y"] == 0
 
 
+def test_light_ink_that_is_only_a_sliver_at_the_edge_is_read_again_as_dark_ink(classifier, monkeypatch):
+    """A page mostly in shadow (``hard_shadow`` held out, x_test's digit 7705, a "6" in dark ink):
+    so dark that it was judged a board with light ink, whose "ink" was a sliver of the lit strip
+    at the top edge, read as a "1". A sliver that looks like no digit sends the picture to be read
+    as dark ink, which finds the "6"."""
+    data = (PICTURES / "dark_ink_in_shadow_beside_a_lit_strip.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 6 and answer["box"]["y"] > 0
+    monkeypatch.setattr(preprocessing, "EDGE_NO_DIGIT", 0)
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] != 6 and answer["box"]["y"] == 0
+
+
 def test_a_pale_digit_in_a_busy_picture_that_leads_is_measured_as_on_paper(classifier):
     """A pale grey "3" (``hard_shadow`` held out, x_test's digit 200) on a page whose lit strip and
     shadow make the picture as busy as noise: the digit leads every other shape as far as noise
