@@ -345,7 +345,9 @@ SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
 LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (likeness_weights)
 LIKENESS_FLOOR = 0.1  # ... by at least this much
-EDGE_NO_DIGIT = 0.02  # chosen strokes at the picture's edge less digit-like than this are passed over (is_no_digit_at_edge)
+EDGE_NO_DIGIT = 0.02  # chosen strokes at the picture's edge less digit-like than this are passed over (to_pass_over)
+NO_DIGIT = 0.001  # ... and anywhere, less than this
+LIKELY_DIGIT = 0.5  # ... for what is found without them, which must look like a digit at least this much
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
 FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
@@ -1177,34 +1179,36 @@ def strokes_among(
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``
     may not set the threshold), and the relative ink map: see :func:`strokes_in`. With
-    ``pass_over``, strokes at the edge that look like no digit (:func:`is_no_digit_at_edge`) are
-    passed over once, and what is found without them is taken if anything is."""
+    ``pass_over``, strokes that look like no digit (:func:`to_pass_over`) are passed over once,
+    and what is found without them is taken if it looks like a digit (``LIKELY_DIGIT``)."""
     peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
     mask = above_peak(relative, peak) & unlined
     noisy = noise_lead and sheet is None and looks_like_noise(mask.astype(bool))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
-    if chosen is not None and pass_over and is_no_digit_at_edge(chosen, relative):
+    if chosen is not None and pass_over and to_pass_over(chosen, relative):
         passed_over = cv2.dilate(chosen.view(np.uint8), np.ones((5, 5), np.uint8))
         again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False)
-        if again is not None:
+        if again is not None and not looks_like_no_digit(fit_to_field(with_edges(relative, again[0])), LIKELY_DIGIT):
             return again
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
     return chosen, relative
 
 
-def is_no_digit_at_edge(chosen: np.ndarray, relative: np.ndarray) -> bool:
-    """Whether the strokes chosen reach the picture's edge and look like no digit at all: a hard
-    shadow's wedge there, darker than a faint digit, sets the threshold that hides the digit, so
-    it is passed over and the threshold set again."""
-    return reaches_edge(ink_box(chosen), chosen.shape) and looks_like_no_digit(fit_to_field(with_edges(relative, chosen)))
+def to_pass_over(chosen: np.ndarray, relative: np.ndarray) -> bool:
+    """Whether the strokes chosen look like no digit at all: a likeness under ``EDGE_NO_DIGIT``
+    where they reach the picture's edge (where shadows' wedges and surfaces are), under
+    ``NO_DIGIT`` elsewhere (a wedge's tip inside the picture). Such a shape, darker than a faint
+    digit, sets the threshold that hides the digit."""
+    floor = EDGE_NO_DIGIT if reaches_edge(ink_box(chosen), chosen.shape) else NO_DIGIT
+    return looks_like_no_digit(fit_to_field(with_edges(relative, chosen)), floor)
 
 
-def looks_like_no_digit(field: np.ndarray) -> bool:
-    """Whether a field in MNIST's form has a digit-likeness (:mod:`mnist_flask.likeness`) under ``EDGE_NO_DIGIT``."""
-    return float(likeness.shipped()(field[None])[0]) < EDGE_NO_DIGIT
+def looks_like_no_digit(field: np.ndarray, floor: float = EDGE_NO_DIGIT) -> bool:
+    """Whether a field in MNIST's form has a digit-likeness (:mod:`mnist_flask.likeness`) under ``floor``."""
+    return float(likeness.shipped()(field[None])[0]) < floor
 
 
 def line_level(relative: np.ndarray) -> np.ndarray:
