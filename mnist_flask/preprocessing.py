@@ -1017,7 +1017,7 @@ def find_digit(gray: np.ndarray) -> Digit:
     like a dark board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
-    if analysis.light_ink and (not digit.found or (digit.at_edge and looks_like_no_digit(digit.pixels))):
+    if analysis.light_ink and (not digit.found or (digit.at_edge and looks_like_no_digit(digit.pixels, EDGE_NO_DIGIT))):
         as_dark = analysis._replace(light_ink=False)
         again = read_digit(gray, as_dark, regions=None)
         if again.found or not digit.found:
@@ -1206,7 +1206,7 @@ def to_pass_over(chosen: np.ndarray, relative: np.ndarray) -> bool:
     return looks_like_no_digit(fit_to_field(with_edges(relative, chosen)), floor)
 
 
-def looks_like_no_digit(field: np.ndarray, floor: float = EDGE_NO_DIGIT) -> bool:
+def looks_like_no_digit(field: np.ndarray, floor: float) -> bool:
     """Whether a field in MNIST's form has a digit-likeness (:mod:`mnist_flask.likeness`) under ``floor``."""
     return float(likeness.shipped()(field[None])[0]) < floor
 
