@@ -1011,13 +1011,13 @@ def find_digit(gray: np.ndarray) -> Digit:
 
     The first reading closes the paper across the whole picture (:func:`read_digit`); the second
     look, taken when the model doubts the first, reads each area apart (:func:`read_by_areas`).
-    Light ink in which nothing digit-like is found, or only a shape at the edge that looks like
-    no digit, is read again as dark ink, and that reading kept if it finds anything: a page in
-    shadow but for a lit strip too narrow to count as a shadow's lit side (``SHADE_SHARE``) looks
-    like a dark board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
+    Light ink in which nothing digit-like is found, or only a shape that looks like no digit
+    (``EDGE_NO_DIGIT``), is read again as dark ink, and that reading kept if it finds anything: a
+    page or a note in shadow but for a lit strip too narrow to count as a shadow's lit side
+    (``SHADE_SHARE``) looks like a dark board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
-    if analysis.light_ink and (not digit.found or (digit.at_edge and looks_like_no_digit(digit.pixels, EDGE_NO_DIGIT))):
+    if analysis.light_ink and (not digit.found or looks_like_no_digit(digit.pixels, EDGE_NO_DIGIT)):
         as_dark = analysis._replace(light_ink=False)
         again = read_digit(gray, as_dark, regions=None)
         if again.found or not digit.found:
