@@ -406,10 +406,12 @@ def on_border(picture: np.ndarray) -> np.ndarray:
 def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], hull: np.ndarray) -> np.ndarray:
     """What a sheet must survive an erosion by: a square a fifth of the picture's shorter side,
     wider than any stroke, so a bold digit on a board (which the closing fills) vanishes. A
-    four-sided shape (its ``hull`` within 2 % of its outline has at most five corners, five where
-    one is out of frame; such a digit is rounder) is eroded by a disc at most a third of its own
-    shorter side (``box``) instead, so a small note turned on a desk stays."""
-    if len(cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)) > 5:
+    four-sided shape (its ``hull`` within 2 % of its outline has at most five corners, six where
+    two picture edges cut it; such a digit is rounder) is eroded by a disc at most a third of its
+    own shorter side (``box``) instead, so a small note turned on a desk stays."""
+    points = hull[:, 0]
+    edges = sum(int(cut) for cut in (points[:, 0].min() == 0, points[:, 0].max() == size[0] - 1, points[:, 1].min() == 0, points[:, 1].max() == size[1] - 1))
+    if len(cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)) > (6 if edges >= 2 else 5):
         side = max(3, round(0.2 * min(size)) | 1)
         return np.ones((side, side), np.uint8)
     side = max(3, round(min(0.2 * min(size), 0.3 * min(box))) | 1)

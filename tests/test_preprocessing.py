@@ -563,6 +563,18 @@ def test_a_small_turned_note_on_a_desk_is_a_sheet_and_its_digit_is_read(mnist_te
     assert_digit_read(page, image, (200, 100, 300, 200), 0.8)
 
 
+def test_a_turned_note_cut_by_two_edges_of_the_picture_is_a_sheet(classifier):
+    """A note on a dark desk (``note_on_desk`` held out, x_test's digit 6100, a "4"), its corner out
+    of frame past the left and bottom edges: cut by two edges, its outline has six corners, and
+    with more than five it was eroded as a round shape (a bold digit on a board) and was no sheet;
+    the note was then read as light ink on a dark desk, a "7" the note's size. Each picture edge
+    that cuts a four-sided shape gives it a corner more."""
+    data = (PICTURES / "note_cut_by_two_edges.jpg").read_bytes()
+    assert analyse(read_luminance(data, 25_000_000)).sheet is not None
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 4 and answer["box"]["width"] < Image.open(io.BytesIO(data)).width / 3
+
+
 @pytest.mark.parametrize(("share", "found"), [(0.09, True), (0.06, True), (0.04, False)])
 def test_a_note_down_to_a_twentieth_of_the_picture_on_a_dark_desk_is_a_sheet(mnist_test, share, found):
     """A phone held far from a note on a dark desk: the note covers a tenth of the picture or less.
