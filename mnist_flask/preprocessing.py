@@ -331,7 +331,7 @@ LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 FRAME_SMALLEST = 0.05  # a printed frame's cell is at least this wide and tall (fraction of the longer side)
-FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (printed_frames)
+FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (frame_side)
 FRAME_RAGGED = 0.5  # ... a side with ink a pixel inside it along more than this share is a stroke's ragged edge
 FRAME_FILLED = 0.75  # ... and the hole fills this share of that rectangle (a digit touching the frame inside takes the rest)
 FRAME_CELLS = 12  # more cells than this are a grid, not a form's frames
@@ -345,7 +345,7 @@ SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
 LIKENESS_CHECKS = 4  # the best components weighed by how much they look like a digit (likeness_weights)
 LIKENESS_FLOOR = 0.1  # ... by at least this much
-EDGE_NO_DIGIT = 0.02  # chosen strokes at the picture's edge less digit-like than this are passed over (to_pass_over)
+EDGE_NO_DIGIT = 0.02  # chosen strokes at the picture's edge less digit-like than this are passed over (to_pass_over); a light-ink reading anywhere is read again as dark ink (find_digit)
 NO_DIGIT = 0.001  # ... and anywhere, less than this
 LIKELY_DIGIT = 0.5  # ... for what is found without them, which must look like a digit at least this much
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
@@ -584,7 +584,8 @@ def printed_frames(loose: np.ndarray, side: int) -> dict[bool, tuple[np.ndarray,
     across, that fills ``FRAME_FILLED`` of its least rectangle, and whose four sides
     :func:`frame_side` finds printed; a digit's loops are round, so ink lines their box only where
     it touches. A digit touching the frame from inside leaves the hole's box the cell's. More
-    than ``FRAME_CELLS`` such holes are a grid, whose lines are found as lines."""
+    than ``FRAME_CELLS`` holes that large are a grid, whose lines are found as lines (and checking
+    every cell would cost a notebook milliseconds)."""
     contours, hierarchy = cv2.findContours(loose, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
     holes = [contour for contour, parent in zip(contours, () if hierarchy is None else hierarchy[0, :, 3]) if parent >= 0]
     holes = [hole for hole in holes if min(cv2.boundingRect(hole)[2:]) >= FRAME_SMALLEST * side]
@@ -607,7 +608,8 @@ def printed_frames(loose: np.ndarray, side: int) -> dict[bool, tuple[np.ndarray,
     for horizontal, drawn in outlines.items():
         if drawn:
             pixels = np.zeros_like(loose)
-            cv2.fillPoly(pixels, drawn, 1)
+            for outline in drawn:  # one by one: fillPoly would cancel where two cells' bands overlap
+                cv2.fillConvexPoly(pixels, outline, 1)
             frames[horizontal] = (pixels & loose, thickest[horizontal])
     return frames
 
@@ -617,8 +619,8 @@ def frame_side(loose: np.ndarray, start: np.ndarray, end: np.ndarray, centre: np
     horizontal, the outline of the ink lining it (out to its thickness, over the corners), and
     that thickness. None unless ink lines ``FRAME_COVERED`` of it (its ends left out, where
     corners round) in a solid band with a straight inner edge (ink a pixel inside it along at
-    most ``FRAME_RAGGED``: a stroke's edge wavers), tilted by at most ``LINE_TILT`` and at most
-    ``LINE_THICKEST`` or a third of its length thick."""
+    most ``FRAME_RAGGED``: a stroke's edge wavers), tilted by at most ``LINE_TILT``, and no thicker
+    than the lesser of ``LINE_THICKEST`` and a third of its length."""
     direction = end - start
     length = float(np.hypot(*direction))
     horizontal = abs(direction[0]) >= abs(direction[1])

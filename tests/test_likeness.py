@@ -55,7 +55,8 @@ def test_a_note_whose_desk_outweighs_its_digit_is_found_by_the_digit_s_likeness(
     box, (width, height) = answer["box"], Image.open(io.BytesIO(data)).size
     assert answer["prediction"] == 5 and digit.found and not digit.at_edge
     assert 0 < box["x"] and box["x"] + box["width"] < width and 0 < box["y"] and box["y"] + box["height"] < height
-    monkeypatch.setattr(preprocessing, "LIKENESS_CHECKS", 0)
+    for rule_alone in ("LIKENESS_CHECKS", "EDGE_NO_DIGIT", "NO_DIGIT"):
+        monkeypatch.setattr(preprocessing, rule_alone, 0)
     assert not prepare_upload(data, 25_000_000).found
 
 
@@ -65,7 +66,8 @@ def test_a_shadow_beside_a_digit_is_passed_over_for_the_digit(classifier, monkey
     piece of the shadow's edge, read as a confident "1", and the weighing chooses the digit."""
     data = (PICTURES / "shadow_read_beside_its_digit.jpg").read_bytes()
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 6
-    monkeypatch.setattr(preprocessing, "LIKENESS_CHECKS", 0)
+    for rule_alone in ("LIKENESS_CHECKS", "EDGE_NO_DIGIT", "NO_DIGIT"):
+        monkeypatch.setattr(preprocessing, rule_alone, 0)
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 1
 
 
