@@ -409,8 +409,8 @@ def stroke_proof_kernel(size: tuple[int, int], box: tuple[int, int], hull: np.nd
     four-sided shape (its ``hull`` within 2 % of its outline has at most five corners, six where
     two picture edges cut it; such a digit is rounder) is eroded by a disc at most a third of its
     own shorter side (``box``) instead, so a small note turned on a desk stays."""
-    points = hull[:, 0]
-    edges = sum(int(cut) for cut in (points[:, 0].min() == 0, points[:, 0].max() == size[0] - 1, points[:, 1].min() == 0, points[:, 1].max() == size[1] - 1))
+    x, y = hull[:, 0].T
+    edges = int(x.min() == 0) + int(x.max() == size[0] - 1) + int(y.min() == 0) + int(y.max() == size[1] - 1)
     if len(cv2.approxPolyDP(hull, 0.02 * cv2.arcLength(hull, True), True)) > (6 if edges >= 2 else 5):
         side = max(3, round(0.2 * min(size)) | 1)
         return np.ones((side, side), np.uint8)
@@ -1021,7 +1021,7 @@ def find_digit(gray: np.ndarray) -> Digit:
     (``SHADE_SHARE``) looks like a dark board with the strip as its chalk. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
-    if analysis.light_ink and (not digit.found or looks_like_no_digit(digit.pixels, EDGE_NO_DIGIT)):
+    if analysis.light_ink and (not digit.found or field_likeness(digit.pixels) < EDGE_NO_DIGIT):
         as_dark = analysis._replace(light_ink=False)
         again = read_digit(gray, as_dark, regions=None)
         if again.found or not digit.found:
@@ -1194,7 +1194,7 @@ def strokes_among(
     if chosen is not None and pass_over and to_pass_over(chosen, relative):
         passed_over = cv2.dilate(chosen.view(np.uint8), np.ones((5, 5), np.uint8))
         again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False)
-        if again is not None and not looks_like_no_digit(fit_to_field(with_edges(relative, again[0])), LIKELY_DIGIT):
+        if again is not None and strokes_likeness(again[0], relative) >= LIKELY_DIGIT:
             return again
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
@@ -1207,12 +1207,17 @@ def to_pass_over(chosen: np.ndarray, relative: np.ndarray) -> bool:
     ``NO_DIGIT`` elsewhere (a wedge's tip inside the picture). Such a shape, darker than a faint
     digit, sets the threshold that hides the digit."""
     floor = EDGE_NO_DIGIT if reaches_edge(ink_box(chosen), chosen.shape) else NO_DIGIT
-    return looks_like_no_digit(fit_to_field(with_edges(relative, chosen)), floor)
+    return strokes_likeness(chosen, relative) < floor
 
 
-def looks_like_no_digit(field: np.ndarray, floor: float) -> bool:
-    """Whether a field in MNIST's form has a digit-likeness (:mod:`mnist_flask.likeness`) under ``floor``."""
-    return float(likeness.shipped()(field[None])[0]) < floor
+def strokes_likeness(strokes: np.ndarray, ink: np.ndarray) -> float:
+    """How much strokes (with their edges in ``ink``) look like a digit in MNIST's form."""
+    return field_likeness(fit_to_field(with_edges(ink, strokes)))
+
+
+def field_likeness(field: np.ndarray) -> float:
+    """The digit-likeness (:mod:`mnist_flask.likeness`) of one field in MNIST's form."""
+    return float(likeness.shipped()(field[None])[0])
 
 
 def line_level(relative: np.ndarray) -> np.ndarray:
