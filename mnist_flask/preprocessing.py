@@ -329,6 +329,7 @@ LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reach
 LINE_THICKEST = 0.05  # ... at most this thick (a bold printed frame, 0.04 of the picture, is a line)
 LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
+BULGE = 1  # ... and a stroke runs along it where it is more than this many pixels thicker than it usually is (strokes_along)
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 FRAME_SMALLEST = 0.05  # a printed frame's cell is at least this wide and tall (fraction of the longer side)
 FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (frame_side)
@@ -540,16 +541,18 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
 
     A stroke keeps its pixels on a line where it crosses it (it is longer across than the line is
     thick; lines the other way are no such strokes, so a grid leaves no dots where its lines
-    cross), and where it meets the line from both sides (a slanted stroke is cut otherwise).
+    cross), where it meets the line from both sides (a slanted stroke is cut otherwise), and where
+    it runs along the line (:func:`strokes_along`), unless the lines cover more than
+    ``DENSE_LINES`` of the picture (a dense grid bulges wherever a stroke touches it).
     """
     height, width = mask.shape
     side = max(height, width)
     segment = max(9, int(LINE_SEGMENT * side))
     runs = {}
+    straights = {along[0] == 1: straight_runs(loose, along) for along in ((1, segment), (segment, 1))}
     for along in ((1, segment), (segment, 1)):
         horizontal = along[0] == 1
-        widened = cv2.dilate(loose, np.ones((3, 1) if horizontal else (1, 3), np.uint8))  # tilted lines
-        straight = cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & loose
+        straight = straights[horizontal]
         joined = cv2.morphologyEx(straight, cv2.MORPH_CLOSE, np.ones(along, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
         x, y, w, h = (stats[:, i] for i in range(4))
@@ -559,13 +562,17 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
         candidate[0] = False
         if not candidate.any():
             continue
-        found, thickest = printed_lines(straight, labels, candidate, length, horizontal, side)
+        found, under_strokes, thickest = printed_lines(straight, straights[not horizontal], labels, candidate, length, horizontal, side)
         if thickest:
-            runs[horizontal] = (found, thickest)
+            runs[horizontal] = (found, under_strokes, thickest)
     for horizontal, (sides, thickness) in printed_frames(loose, side).items():
-        found, thickest = runs.get(horizontal, (np.zeros_like(mask), 0))
-        runs[horizontal] = (found | sides, max(thickest, thickness))
-    runs = [(found, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8)) for horizontal, (found, t) in runs.items()]
+        found, under_strokes, thickest = runs.get(horizontal, (np.zeros_like(mask), np.zeros_like(mask), 0))
+        runs[horizontal] = (found | sides, under_strokes, max(thickest, thickness))
+    dense = functools.reduce(np.bitwise_or, (found for found, _, _ in runs.values()), np.zeros_like(mask)).mean() > DENSE_LINES
+    runs = [
+        (found if dense else found & ~under_strokes, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8))
+        for horizontal, (found, under_strokes, t) in runs.items()
+    ]
     found_any = functools.reduce(np.bitwise_or, (found for found, _ in runs), np.zeros_like(mask))
     lines = np.zeros_like(mask)
     for found, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
@@ -575,6 +582,13 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     for _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
         kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
     return kept, found_any
+
+
+def straight_runs(loose: np.ndarray, along: tuple[int, int]) -> np.ndarray:
+    """The pixels of ``loose`` on straight runs at least ``along`` (rows, columns) long, lines
+    tilted by a pixel or two included."""
+    widened = cv2.dilate(loose, np.ones((3, 1) if along[0] == 1 else (1, 3), np.uint8))
+    return cv2.morphologyEx(widened, cv2.MORPH_OPEN, np.ones(along, np.uint8)) & loose
 
 
 def printed_frames(loose: np.ndarray, side: int) -> dict[bool, tuple[np.ndarray, float]]:
@@ -647,10 +661,11 @@ def frame_side(loose: np.ndarray, start: np.ndarray, end: np.ndarray, centre: np
 
 
 def printed_lines(
-    straight: np.ndarray, labels: np.ndarray, candidate: np.ndarray, length: np.ndarray, horizontal: bool, side: int
-) -> tuple[np.ndarray, float]:
+    straight: np.ndarray, across_it: np.ndarray, labels: np.ndarray, candidate: np.ndarray, length: np.ndarray, horizontal: bool, side: int
+) -> tuple[np.ndarray, np.ndarray, float]:
     """The pixels of the candidate runs (``length`` long, by label) that are printed lines (see
-    :func:`fit_lines`), and the thickest line's thickness (0 when there is none).
+    :func:`fit_lines`; ``across_it`` holds the straight runs the other way), those of them where a
+    stroke runs along the line, and the thickest line's thickness (0 when there is none).
 
     A run that is no line as a whole can still hold lines, in bands across it (two parallel lines
     joined by a digit touching both are one run; a line with a digit's stroke along it): each band
@@ -660,7 +675,8 @@ def printed_lines(
     mine = candidate[label]
     group = (np.cumsum(candidate) - 1)[label[mine]]  # the run's index among the candidates
     along, across = (cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])
-    on_line, thickness = fit_lines(group, along, across, int(candidate.sum()), side)
+    alongside = across_it[rows[mine], cols[mine]] == 0
+    on_line, under_stroke, thickness = fit_lines(group, along, across, alongside, int(candidate.sum()), side)
     thickest = float(np.nanmax(thickness, initial=0))
     band = bands_of_runs(group, across, length[candidate], failed=np.isnan(thickness))
     if band is not None:
@@ -668,20 +684,23 @@ def printed_lines(
         ids, sub = np.unique(band[in_band], return_inverse=True)
         # a band's thickness is measured on the rows that span the run, so it reads thinner than the
         # whole: a stroke's straight part passes as a band only if much longer still
-        on_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], len(ids), side, BAND_RATIO)
+        on_band, under_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], alongside[in_band], len(ids), side, BAND_RATIO)
         on_line[np.flatnonzero(in_band)[on_band]] = True
+        under_stroke[np.flatnonzero(in_band)[under_band]] = True
         thickest = max(thickest, float(np.nanmax(band_thickness, initial=0)))
-    found = np.zeros_like(straight)
-    found[(across[on_line], along[on_line]) if horizontal else (along[on_line], across[on_line])] = 1
-    return found, thickest
+    found, under_strokes = np.zeros_like(straight), np.zeros_like(straight)
+    for pixels, on in ((found, on_line), (under_strokes, under_stroke)):
+        pixels[(across[on], along[on]) if horizontal else (along[on], across[on])] = 1
+    return found, under_strokes, thickest
 
 
 def fit_lines(
-    group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: int, side: int, ratio: float = LINE_RATIO
-) -> tuple[np.ndarray, np.ndarray]:
+    group: np.ndarray, along: np.ndarray, across: np.ndarray, alongside: np.ndarray, groups: int, side: int, ratio: float = LINE_RATIO
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For pixels of straight runs (their run, and their coordinates along and across its
-    direction): whether each lies on a printed line, and each run's thickness (NaN when it is no
-    line). A printed line is thin, ``ratio`` times longer than thick, its middle straight and tilted by at
+    direction): whether each lies on a printed line, whether a stroke runs along the line there
+    (:func:`strokes_along`, counting the pixels ``alongside``, on no straight run the other way),
+    and each run's thickness (NaN when it is no line). A printed line is thin, ``ratio`` times longer than thick, its middle straight and tilted by at
     most ``LINE_TILT``; thickness and middle come from the run's clean columns (rows), those no
     stroke touches. The pixels within half its thickness of the middle (plus a margin) are on it.
     A line's pixels in a column are also close together: two parallel lines joined into one run
@@ -706,7 +725,21 @@ def fit_lines(
         & (np.abs(slope) <= LINE_TILT) & (spread <= 2) & (spread_across <= 1.5 * thickness + 2)
     )  # fmt: skip
     on_line = line[group] & (np.abs(across - (intercept[group] + slope[group] * along)) <= thickness[group] / 2 + 1.5)
-    return on_line, np.where(line, thickness, np.nan)
+    under_stroke = on_line & strokes_along(cell[alongside], thickness, groups, length, side).ravel()[cell]
+    return on_line, under_stroke, np.where(line, thickness, np.nan)
+
+
+def strokes_along(cells: np.ndarray, thickness: np.ndarray, groups: int, length: int, side: int) -> np.ndarray:
+    """Per run and position along it, whether a stroke runs along the line there: the run is more
+    than ``BULGE`` pixels thicker than the line (``thickness``) and than the run usually is nearby
+    (an opening along it ``2 * LINE_SEGMENT`` long: light that thickens a line does so gradually),
+    counting the pixels (``cells``) that lie on no straight run the other way (a crossing line).
+    A stroke on the line stays with the digit (the side of a "0" between two rules), the line under
+    it with it."""
+    counts = np.bincount(cells, minlength=groups * length).reshape(groups, length).astype(np.float32)
+    window = np.ones((1, 2 * max(9, int(LINE_SEGMENT * side)) + 1), np.uint8)
+    usual = cv2.morphologyEx(np.where(counts > 0, counts, np.float32(np.inf)), cv2.MORPH_OPEN, window)
+    return counts > np.maximum(usual, np.round(thickness)[:, None]) + BULGE
 
 
 def extents(cell: np.ndarray, across: np.ndarray, cells: int) -> np.ndarray:
