@@ -531,7 +531,7 @@ def shadow_within(gray: np.ndarray, area: np.ndarray, kernel: int) -> np.ndarray
 
 def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The mask without printed lines (rules, margins, frames, table lines, horizontal or vertical
-    within a few degrees), and all the lines' pixels, crossing strokes included.
+    within a few degrees), and all the lines' pixels, strokes crossing or running along them included.
 
     Lines are found in ``loose`` (the ink at a lower threshold, where faint rules are unbroken):
     pixels on straight runs of at least ``LINE_SEGMENT`` along the line's direction, with gaps
@@ -568,18 +568,18 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     for horizontal, (sides, thickness) in printed_frames(loose, side).items():
         found, under_strokes, thickest = runs.get(horizontal, (np.zeros_like(mask), np.zeros_like(mask), 0))
         runs[horizontal] = (found | sides, under_strokes, max(thickest, thickness))
-    dense = functools.reduce(np.bitwise_or, (found for found, _, _ in runs.values()), np.zeros_like(mask)).mean() > DENSE_LINES
+    found_any = functools.reduce(np.bitwise_or, (found for found, _, _ in runs.values()), np.zeros_like(mask))
+    dense = found_any.mean() > DENSE_LINES
     runs = [
-        (found if dense else found & ~under_strokes, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8))
+        (found, found if dense else found & ~under_strokes, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8))
         for horizontal, (found, under_strokes, t) in runs.items()
     ]
-    found_any = functools.reduce(np.bitwise_or, (found for found, _ in runs), np.zeros_like(mask))
     lines = np.zeros_like(mask)
-    for found, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
+    for found, bare, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
         strokes = mask & ~(found_any & ~found)  # lines the other way cross them too, but are no strokes
-        lines |= found & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
+        lines |= bare & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
     kept = mask & ~lines & 1
-    for _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
+    for _, _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
         kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
     return kept, found_any
 
