@@ -329,8 +329,8 @@ LINE_SHORTEST = 0.12  # ... and it is at least this long in all, unless it reach
 LINE_THICKEST = 0.05  # ... at most this thick (a bold printed frame, 0.04 of the picture, is a line)
 LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
-BULGE = 1  # ... and a stroke runs along it where it is more than this many pixels thicker than it usually is (strokes_along)
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
+BULGE = 1  # a stroke lies along a line where the line is more than this many pixels thicker than itself and than it usually is nearby (strokes_along)
 FRAME_SMALLEST = 0.05  # a printed frame's cell is at least this wide and tall (fraction of the longer side)
 FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (frame_side)
 FRAME_RAGGED = 0.5  # ... a side with ink a pixel inside it along more than this share is a stroke's ragged edge
@@ -547,7 +547,7 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     """
     height, width = mask.shape
     side = max(height, width)
-    segment = max(9, int(LINE_SEGMENT * side))
+    segment = segment_length(side)
     runs = {}
     straights = {along[0] == 1: straight_runs(loose, along) for along in ((1, segment), (segment, 1))}
     for along in ((1, segment), (segment, 1)):
@@ -575,13 +575,18 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
         for horizontal, (found, under_strokes, t) in runs.items()
     ]
     lines = np.zeros_like(mask)
-    for found, bare, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
+    for found, removable, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
         strokes = mask & ~(found_any & ~found)  # lines the other way cross them too, but are no strokes
-        lines |= bare & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
+        lines |= removable & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
     kept = mask & ~lines & 1
     for _, _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
         kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
     return kept, found_any
+
+
+def segment_length(side: int) -> int:
+    """The shortest straight run of a printed line, in pixels, in a picture ``side`` long (``LINE_SEGMENT``)."""
+    return max(9, int(LINE_SEGMENT * side))
 
 
 def straight_runs(loose: np.ndarray, along: tuple[int, int]) -> np.ndarray:
@@ -661,11 +666,12 @@ def frame_side(loose: np.ndarray, start: np.ndarray, end: np.ndarray, centre: np
 
 
 def printed_lines(
-    straight: np.ndarray, across_it: np.ndarray, labels: np.ndarray, candidate: np.ndarray, length: np.ndarray, horizontal: bool, side: int
+    straight: np.ndarray, crossing_runs: np.ndarray, labels: np.ndarray, candidate: np.ndarray, length: np.ndarray, horizontal: bool, side: int
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The pixels of the candidate runs (``length`` long, by label) that are printed lines (see
-    :func:`fit_lines`; ``across_it`` holds the straight runs the other way), those of them where a
-    stroke runs along the line, and the thickest line's thickness (0 when there is none).
+    :func:`fit_lines`), those of them where a stroke runs along the line (:func:`strokes_along`;
+    ``crossing_runs`` holds the straight runs the other way), and the thickest line's thickness (0
+    when there is none).
 
     A run that is no line as a whole can still hold lines, in bands across it (two parallel lines
     joined by a digit touching both are one run; a line with a digit's stroke along it): each band
@@ -675,8 +681,9 @@ def printed_lines(
     mine = candidate[label]
     group = (np.cumsum(candidate) - 1)[label[mine]]  # the run's index among the candidates
     along, across = (cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])
-    alongside = across_it[rows[mine], cols[mine]] == 0
-    on_line, under_stroke, thickness = fit_lines(group, along, across, alongside, int(candidate.sum()), side)
+    on_line, thickness = fit_lines(group, along, across, int(candidate.sum()), side)
+    uncrossed = crossing_runs[rows[mine], cols[mine]] == 0
+    under_stroke = on_line & strokes_along(group, along, uncrossed, thickness, segment_length(side))
     thickest = float(np.nanmax(thickness, initial=0))
     band = bands_of_runs(group, across, length[candidate], failed=np.isnan(thickness))
     if band is not None:
@@ -684,9 +691,8 @@ def printed_lines(
         ids, sub = np.unique(band[in_band], return_inverse=True)
         # a band's thickness is measured on the rows that span the run, so it reads thinner than the
         # whole: a stroke's straight part passes as a band only if much longer still
-        on_band, under_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], alongside[in_band], len(ids), side, BAND_RATIO)
+        on_band, band_thickness = fit_lines(sub, along[in_band], across[in_band], len(ids), side, BAND_RATIO)
         on_line[np.flatnonzero(in_band)[on_band]] = True
-        under_stroke[np.flatnonzero(in_band)[under_band]] = True
         thickest = max(thickest, float(np.nanmax(band_thickness, initial=0)))
     found, under_strokes = np.zeros_like(straight), np.zeros_like(straight)
     for pixels, on in ((found, on_line), (under_strokes, under_stroke)):
@@ -695,12 +701,11 @@ def printed_lines(
 
 
 def fit_lines(
-    group: np.ndarray, along: np.ndarray, across: np.ndarray, alongside: np.ndarray, groups: int, side: int, ratio: float = LINE_RATIO
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    group: np.ndarray, along: np.ndarray, across: np.ndarray, groups: int, side: int, ratio: float = LINE_RATIO
+) -> tuple[np.ndarray, np.ndarray]:
     """For pixels of straight runs (their run, and their coordinates along and across its
-    direction): whether each lies on a printed line, whether a stroke runs along the line there
-    (:func:`strokes_along`, counting the pixels ``alongside``, on no straight run the other way),
-    and each run's thickness (NaN when it is no line). A printed line is thin, ``ratio`` times longer than thick, its middle straight and tilted by at
+    direction): whether each lies on a printed line, and each run's thickness (NaN when it is no
+    line). A printed line is thin, ``ratio`` times longer than thick, its middle straight and tilted by at
     most ``LINE_TILT``; thickness and middle come from the run's clean columns (rows), those no
     stroke touches. The pixels within half its thickness of the middle (plus a margin) are on it.
     A line's pixels in a column are also close together: two parallel lines joined into one run
@@ -725,21 +730,22 @@ def fit_lines(
         & (np.abs(slope) <= LINE_TILT) & (spread <= 2) & (spread_across <= 1.5 * thickness + 2)
     )  # fmt: skip
     on_line = line[group] & (np.abs(across - (intercept[group] + slope[group] * along)) <= thickness[group] / 2 + 1.5)
-    under_stroke = on_line & strokes_along(cell[alongside], thickness, groups, length, side).ravel()[cell]
-    return on_line, under_stroke, np.where(line, thickness, np.nan)
+    return on_line, np.where(line, thickness, np.nan)
 
 
-def strokes_along(cells: np.ndarray, thickness: np.ndarray, groups: int, length: int, side: int) -> np.ndarray:
-    """Per run and position along it, whether a stroke runs along the line there: the run is more
-    than ``BULGE`` pixels thicker than the line (``thickness``) and than the run usually is nearby
-    (an opening along it ``2 * LINE_SEGMENT`` long: light that thickens a line does so gradually),
-    counting the pixels (``cells``) that lie on no straight run the other way (a crossing line).
-    A stroke on the line stays with the digit (the side of a "0" between two rules), the line under
-    it with it."""
-    counts = np.bincount(cells, minlength=groups * length).reshape(groups, length).astype(np.float32)
-    window = np.ones((1, 2 * max(9, int(LINE_SEGMENT * side)) + 1), np.uint8)
+def strokes_along(group: np.ndarray, along: np.ndarray, uncrossed: np.ndarray, thickness: np.ndarray, segment: int) -> np.ndarray:
+    """For pixels of straight runs (their run, their coordinate along it, whether they lie on no
+    straight run the other way): whether a stroke lies along the run's line there. The run is
+    counted across at each position, its ``uncrossed`` pixels only (a crossing line adds nothing);
+    a stroke makes it more than ``BULGE`` pixels thicker than the line's ``thickness`` and than the
+    run usually is nearby (an opening along it ``2 * segment + 1`` long: light thickens a line
+    over long stretches). A stroke lying along a line for longer than that is not found."""
+    groups, length = len(thickness), int(along.max()) + 1
+    cell = group * length + along
+    counts = np.bincount(cell[uncrossed], minlength=groups * length).reshape(groups, length).astype(np.float32)
+    window = np.ones((1, 2 * segment + 1), np.uint8)
     usual = cv2.morphologyEx(np.where(counts > 0, counts, np.float32(np.inf)), cv2.MORPH_OPEN, window)
-    return counts > np.maximum(usual, np.round(thickness)[:, None]) + BULGE
+    return (counts > np.maximum(usual, np.round(thickness)[:, None]) + BULGE).ravel()[cell]
 
 
 def extents(cell: np.ndarray, across: np.ndarray, cells: int) -> np.ndarray:
@@ -1259,7 +1265,7 @@ def line_level(relative: np.ndarray) -> np.ndarray:
     line and drops what crosses it. Where a grid's lines are a few pixels apart, a digit's strokes
     join them into one run and would go with them; taken off by level instead, the strokes
     (darker than the lines) are left."""
-    length = max(9, int(LINE_SEGMENT * max(relative.shape)))
+    length = segment_length(max(relative.shape))
     across = cv2.morphologyEx(relative, cv2.MORPH_OPEN, np.ones((1, length), np.uint8))
     return np.maximum(across, cv2.morphologyEx(relative, cv2.MORPH_OPEN, np.ones((length, 1), np.uint8)))
 

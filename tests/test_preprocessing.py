@@ -467,9 +467,11 @@ def test_a_stroke_a_ruled_line_cuts_is_joined_again():
 
 def test_a_stroke_running_along_a_ruled_line_stays_with_the_digit(monkeypatch):
     """A "0" whose side runs along a vertical rule, overlapping it: where the rule is thicker than it
-    usually is, a stroke lies on it, and the side stays whole (the rule under it with it), while the
-    rule goes everywhere else; counted as rule (``BULGE`` out of reach), the side was cut away and the
-    "0" read as a "7"."""
+    usually is, a stroke lies on it, and the side stays whole (the rule under it with it, still
+    counted among the lines, so it does not set the threshold), while the rule goes everywhere
+    else. Counted as rule (``BULGE`` out of reach), the side was cut away and the "0" read as a "7";
+    on a page whose lines count as dense (``DENSE_LINES``), where every line bulges wherever a
+    stroke touches it, it is cut as before."""
     page = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
     page[:, 100:102] = 1  # the rule, 2 pixels thick
     page[88:102, 100:104] = page[88:102, 114:118] = 1  # the sides, 4 pixels thick, the left one half on the rule
@@ -477,6 +479,11 @@ def test_a_stroke_running_along_a_ruled_line_stays_with_the_digit(monkeypatch):
     cv2.ellipse(page, (109, 100), (7, 7), 0, 0, 180, 1, 4)
     kept, lines = remove_lines(page, page)
     assert kept[88:102, 100:104].all() and not kept[:70, 100:102].any() and not kept[120:, 100:102].any()
+    assert lines[88:102, 100:102].all()
+    monkeypatch.setattr(preprocessing, "DENSE_LINES", 0)
+    kept, _ = remove_lines(page, page)
+    assert not kept[95, 100:103].any()
+    monkeypatch.undo()
     monkeypatch.setattr(preprocessing, "BULGE", ANALYSIS_SIDE)
     kept, _ = remove_lines(page, page)
     assert not kept[95, 100:103].any()
