@@ -331,6 +331,7 @@ LINE_RATIO = 10  # ... and this many times longer than thick
 BAND_RATIO = 1.5 * LINE_RATIO  # ... or this many, for a band of a run that is no line as a whole
 LINE_TILT = 0.1  # ... tilted by at most about this slope (6 degrees)
 BULGE = 1  # a stroke lies along a line where the line is more than this many pixels thicker than itself and than it usually is nearby (strokes_along)
+NEARBY = 0.5  # ... within this share of the picture's longer side: light thickens a line over longer stretches
 FRAME_SMALLEST = 0.05  # a printed frame's cell is at least this wide and tall (fraction of the longer side)
 FRAME_COVERED = 0.9  # ... and ink lines this share of each of its sides (frame_side)
 FRAME_RAGGED = 0.5  # ... a side with ink a pixel inside it along more than this share is a stroke's ragged edge
@@ -683,7 +684,7 @@ def printed_lines(
     along, across = (cols[mine], rows[mine]) if horizontal else (rows[mine], cols[mine])
     on_line, thickness = fit_lines(group, along, across, int(candidate.sum()), side)
     uncrossed = crossing_runs[rows[mine], cols[mine]] == 0
-    under_stroke = on_line & strokes_along(group, along, uncrossed, thickness, segment_length(side))
+    under_stroke = on_line & strokes_along(group, along, uncrossed, thickness, side)
     thickest = float(np.nanmax(thickness, initial=0))
     band = bands_of_runs(group, across, length[candidate], failed=np.isnan(thickness))
     if band is not None:
@@ -733,17 +734,18 @@ def fit_lines(
     return on_line, np.where(line, thickness, np.nan)
 
 
-def strokes_along(group: np.ndarray, along: np.ndarray, uncrossed: np.ndarray, thickness: np.ndarray, segment: int) -> np.ndarray:
+def strokes_along(group: np.ndarray, along: np.ndarray, uncrossed: np.ndarray, thickness: np.ndarray, side: int) -> np.ndarray:
     """For pixels of straight runs (their run, their coordinate along it, whether they lie on no
     straight run the other way): whether a stroke lies along the run's line there. The run is
     counted across at each position, its ``uncrossed`` pixels only (a crossing line adds nothing);
     a stroke makes it more than ``BULGE`` pixels thicker than the line's ``thickness`` and than the
-    run usually is nearby (an opening along it ``2 * segment + 1`` long: light thickens a line
-    over long stretches). A stroke lying along a line for longer than that is not found."""
+    run usually is nearby (an opening along it ``NEARBY`` of the picture's ``side`` long: light
+    thickens a line over longer stretches). A stroke lying along a line for longer than that is
+    not found."""
     groups, length = len(thickness), int(along.max()) + 1
     cell = group * length + along
     counts = np.bincount(cell[uncrossed], minlength=groups * length).reshape(groups, length).astype(np.float32)
-    window = np.ones((1, 2 * segment + 1), np.uint8)
+    window = np.ones((1, int(NEARBY * side) | 1), np.uint8)
     usual = cv2.morphologyEx(np.where(counts > 0, counts, np.float32(np.inf)), cv2.MORPH_OPEN, window)
     return (counts > np.maximum(usual, np.round(thickness)[:, None]) + BULGE).ravel()[cell]
 

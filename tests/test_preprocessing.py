@@ -465,28 +465,31 @@ def test_a_stroke_a_ruled_line_cuts_is_joined_again():
     assert count == 2  # the background and the whole stroke
 
 
-def test_a_stroke_running_along_a_ruled_line_stays_with_the_digit(monkeypatch):
+@pytest.mark.parametrize("straight", [14, 60])  # a small "0", and one whose side runs along the rule for a third of the picture
+def test_a_stroke_running_along_a_ruled_line_stays_with_the_digit(monkeypatch, straight):
     """A "0" whose side runs along a vertical rule, overlapping it: where the rule is thicker than it
     usually is, a stroke lies on it, and the side stays whole (the rule under it with it, still
     counted among the lines, so it does not set the threshold), while the rule goes everywhere
     else. Counted as rule (``BULGE`` out of reach), the side was cut away and the "0" read as a "7";
     on a page whose lines count as dense (``DENSE_LINES``), where every line bulges wherever a
     stroke touches it, it is cut as before."""
+    top, bottom = 88, 88 + straight
     page = np.zeros((ANALYSIS_SIDE, ANALYSIS_SIDE), np.uint8)
     page[:, 100:102] = 1  # the rule, 2 pixels thick
-    page[88:102, 100:104] = page[88:102, 114:118] = 1  # the sides, 4 pixels thick, the left one half on the rule
-    cv2.ellipse(page, (109, 89), (7, 7), 0, 180, 360, 1, 4)
-    cv2.ellipse(page, (109, 100), (7, 7), 0, 0, 180, 1, 4)
+    page[top:bottom, 100:104] = page[top:bottom, 114:118] = 1  # the sides, 4 pixels thick, the left one half on the rule
+    cv2.ellipse(page, (109, top + 1), (7, 7), 0, 180, 360, 1, 4)
+    cv2.ellipse(page, (109, bottom - 2), (7, 7), 0, 0, 180, 1, 4)
+    middle = (top + bottom) // 2
     kept, lines = remove_lines(page, page)
-    assert kept[88:102, 100:104].all() and not kept[:70, 100:102].any() and not kept[120:, 100:102].any()
-    assert lines[88:102, 100:102].all()
+    assert kept[top:bottom, 100:104].all() and not kept[: top - 18, 100:102].any() and not kept[bottom + 18 :, 100:102].any()
+    assert lines[top:bottom, 100:102].all()
     monkeypatch.setattr(preprocessing, "DENSE_LINES", 0)
     kept, _ = remove_lines(page, page)
-    assert not kept[95, 100:103].any()
+    assert not kept[middle, 100:103].any()
     monkeypatch.undo()
     monkeypatch.setattr(preprocessing, "BULGE", ANALYSIS_SIDE)
     kept, _ = remove_lines(page, page)
-    assert not kept[95, 100:103].any()
+    assert not kept[middle, 100:103].any()
 
 
 FRAME_PAGE = 400  # at this size a line is at least 48 pixels long (LINE_SHORTEST): the boxes' sides are shorter
