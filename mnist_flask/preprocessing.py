@@ -1222,11 +1222,13 @@ def strokes_among(
     relative: np.ndarray, darkness: np.ndarray, unlined: np.ndarray, lines: np.ndarray, sheet: np.ndarray | None, regions: np.ndarray | None, noise_lead: bool,
     pass_over: bool = True,
 ) -> tuple[np.ndarray, np.ndarray] | None:
-    """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``
-    may not set the threshold), and the relative ink map: see :func:`strokes_in`. With
+    """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``,
+    and the pixels next to them where their blurred edges lie, may not set the threshold), and
+    the relative ink map: see :func:`strokes_in`. With
     ``pass_over``, strokes that look like no digit (:func:`to_pass_over`) are passed over once,
     and what is found without them is taken if it looks like a digit (``LIKELY_DIGIT``)."""
-    peak = float(cv2.blur(relative * ((1 - lines) if sheet is None else (1 - lines) * sheet), (3, 3)).max())
+    near_lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    peak = float(cv2.blur(relative * ((1 - near_lines) if sheet is None else (1 - near_lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
     mask = above_peak(relative, peak) & unlined
