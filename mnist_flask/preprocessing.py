@@ -1241,7 +1241,18 @@ def strokes_among(
             return again
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:
         return None
-    return chosen, relative
+    return chosen, as_dark_as_strokes(relative, chosen, lines)
+
+
+def as_dark_as_strokes(relative: np.ndarray, chosen: np.ndarray, lines: np.ndarray) -> np.ndarray:
+    """The relative ink with the chosen strokes' pixels on printed lines (where they cross or run
+    along one) no darker than the darkest of the strokes elsewhere: a dark line under a faint
+    digit's stroke would be the brightest part of the model's input."""
+    on_lines = chosen & (lines > 0)
+    off_lines = chosen & ~on_lines
+    if not on_lines.any() or not off_lines.any():
+        return relative
+    return np.where(on_lines, np.minimum(relative, relative[off_lines].max()), relative)
 
 
 def to_pass_over(chosen: np.ndarray, relative: np.ndarray) -> bool:

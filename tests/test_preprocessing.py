@@ -28,6 +28,7 @@ from mnist_flask.preprocessing import (
     plain_jpeg,
     prepare_upload,
     analyse,
+    as_dark_as_strokes,
     choose_digit,
     clean_ink,
     dark_on_light,
@@ -490,6 +491,25 @@ def test_a_stroke_running_along_a_ruled_line_stays_with_the_digit(monkeypatch, s
     monkeypatch.setattr(preprocessing, "BULGE", ANALYSIS_SIDE)
     kept, _ = remove_lines(page, page)
     assert not kept[middle, 100:103].any()
+
+
+def test_a_faint_strokes_pixels_on_a_dark_line_are_read_as_faint_as_the_stroke():
+    """A pale "1" crossing a dark table line: its pixels on the line keep the stroke's darkness, not
+    the line's (the crossing was the brightest spot of the model's input, and a "3" touching two
+    lines was read as a "2"); the line elsewhere, and a stroke darker than the line, are left as
+    they are."""
+    relative = np.zeros((20, 20), np.float32)
+    relative[10, :] = 0.9  # the line
+    relative[2:18, 10] = 0.3  # the stroke
+    relative[10, 10] = 0.9
+    chosen = relative > 0.2
+    chosen[10, :10] = chosen[10, 11:] = False
+    lines = np.zeros((20, 20), np.uint8)
+    lines[10, :] = 1
+    read = as_dark_as_strokes(relative, chosen, lines)
+    assert read[10, 10] == np.float32(0.3) and read[10, 0] == np.float32(0.9) and read[5, 10] == np.float32(0.3)
+    relative[2:18, 10] = 1.0
+    assert as_dark_as_strokes(relative, chosen, lines)[10, 10] == np.float32(1.0)
 
 
 FRAME_PAGE = 400  # at this size a line is at least 48 pixels long (LINE_SHORTEST): the boxes' sides are shorter
