@@ -1227,7 +1227,7 @@ def strokes_among(
     the relative ink map: see :func:`strokes_in`. With
     ``pass_over``, strokes that look like no digit (:func:`to_pass_over`) are passed over once,
     and what is found without them is taken if it looks like a digit (``LIKELY_DIGIT``)."""
-    near_lines = cv2.dilate(lines, np.ones((3, 3), np.uint8))
+    near_lines = cv2.dilate(lines, np.ones((3, 3), np.uint8)) if lines.any() else lines
     peak = float(cv2.blur(relative * ((1 - near_lines) if sheet is None else (1 - near_lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
@@ -1248,6 +1248,8 @@ def as_dark_as_strokes(relative: np.ndarray, chosen: np.ndarray, lines: np.ndarr
     """The relative ink with the chosen strokes' pixels on printed lines (where they cross or run
     along one) no darker than the darkest of the strokes elsewhere: a dark line under a faint
     digit's stroke would be the brightest part of the model's input."""
+    if not lines.any():
+        return relative
     on_lines = chosen & (lines > 0)
     off_lines = chosen & ~on_lines
     if not on_lines.any() or not off_lines.any():
