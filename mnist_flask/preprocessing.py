@@ -1220,23 +1220,30 @@ def strokes_in(
 
 def strokes_among(
     relative: np.ndarray, darkness: np.ndarray, unlined: np.ndarray, lines: np.ndarray, sheet: np.ndarray | None, regions: np.ndarray | None, noise_lead: bool,
-    pass_over: bool = True,
+    pass_over: bool = True, noisy: bool = False,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """The digit's pixels among the ink left once printed lines are out (``unlined``; ``lines``,
     and the pixels next to them where their blurred edges lie, may not set the threshold), and
-    the relative ink map: see :func:`strokes_in`. With
-    ``pass_over``, strokes that look like no digit (:func:`to_pass_over`) are passed over once,
-    and what is found without them is taken if it looks like a digit (``LIKELY_DIGIT``)."""
+    the relative ink map: see :func:`strokes_in`. With ``pass_over``, strokes that look like no
+    digit (:func:`to_pass_over`) are passed over once, and what is found without them is taken if
+    it looks like a digit (``LIKELY_DIGIT``). In a picture as busy as noise where no shape leads,
+    the best shape all the same is passed over if it looks like no digit (and does not span the
+    picture, as a page shaded alike does), and what is found without it must still lead
+    (``noisy``)."""
     near_lines = cv2.dilate(lines, np.ones((3, 3), np.uint8)) if lines.any() else lines
     peak = float(cv2.blur(relative * ((1 - near_lines) if sheet is None else (1 - near_lines) * sheet), (3, 3)).max())
     if peak <= 0:
         return None
     mask = above_peak(relative, peak) & unlined
-    noisy = noise_lead and sheet is None and looks_like_noise(mask.astype(bool))
+    noisy = noisy or (noise_lead and sheet is None and looks_like_noise(mask.astype(bool)))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
-    if chosen is not None and pass_over and to_pass_over(chosen, relative):
-        passed_over = cv2.dilate(chosen.view(np.uint8), np.ones((5, 5), np.uint8))
-        again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False)
+    passable = chosen
+    if chosen is None and noisy and pass_over:
+        best = choose_digit(mask, relative, sheet)
+        passable = None if best is None or spans_picture(ink_box(best), best.shape) else best
+    if passable is not None and pass_over and to_pass_over(passable, relative):
+        passed_over = cv2.dilate(passable.view(np.uint8), np.ones((5, 5), np.uint8))
+        again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False, chosen is None)
         if again is not None and strokes_likeness(again[0], relative) >= LIKELY_DIGIT:
             return again
     if chosen is None or contrast(chosen, relative, darkness, regions, sheet) < MIN_CONTRAST:

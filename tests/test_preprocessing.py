@@ -39,6 +39,7 @@ from mnist_flask.preprocessing import (
     remove_lines,
     lit_regions,
     sheet_under_shadow,
+    strokes_in,
     to_grayscale,
     to_mnist,
 )
@@ -567,6 +568,20 @@ def test_a_shape_that_looks_like_no_digit_is_not_what_is_read(classifier, monkey
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == digit
     monkeypatch.setattr(preprocessing, floor, 0)
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] != digit
+
+
+def test_in_a_picture_as_busy_as_noise_a_shape_that_looks_like_no_digit_is_passed_over(classifier, monkeypatch):
+    """A comb field with thick rules (``form_field`` held out, x_test's digit 4625, a "2"): what is
+    left of the comb makes the picture as busy as noise, where the digit must lead every other
+    shape by ``NOISE_LEAD``, and the strip at the right edge, which looks like no digit, kept it
+    from leading, so nothing was found. The best shape, though it does not lead, is passed over
+    when it looks like no digit, and the "2" then leads; with ``EDGE_NO_DIGIT`` at 0 nothing leads."""
+    data = (PICTURES / "comb_in_a_busy_picture_passed_over.jpg").read_bytes()
+    small, sheet, light_ink, kernel = analyse(read_luminance(data, 25_000_000))
+    found, _ = strokes_in(small, sheet, light_ink, kernel, None)
+    assert found is not None and classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 2
+    monkeypatch.setattr(preprocessing, "EDGE_NO_DIGIT", 0)
+    assert strokes_in(small, sheet, light_ink, kernel, None)[0] is None
 
 
 def test_a_pale_digit_in_a_busy_picture_that_leads_is_measured_as_on_paper(classifier):
