@@ -550,9 +550,9 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
     side = max(height, width)
     segment = segment_length(side)
     runs = {}
-    straights = {along[0] == 1: straight_runs(loose, along) for along in ((1, segment), (segment, 1))}
-    for along in ((1, segment), (segment, 1)):
-        horizontal = along[0] == 1
+    directions = {True: (1, segment), False: (segment, 1)}  # horizontal lines run along a row
+    straights = {horizontal: straight_runs(loose, along) for horizontal, along in directions.items()}
+    for horizontal, along in directions.items():
         straight = straights[horizontal]
         joined = cv2.morphologyEx(straight, cv2.MORPH_CLOSE, np.ones(along, np.uint8))
         count, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
@@ -571,16 +571,14 @@ def remove_lines(mask: np.ndarray, loose: np.ndarray) -> tuple[np.ndarray, np.nd
         runs[horizontal] = (found | sides, under_strokes, max(thickest, thickness))
     found_any = functools.reduce(np.bitwise_or, (found for found, _, _ in runs.values()), np.zeros_like(mask))
     dense = found_any.mean() > DENSE_LINES
-    runs = [
-        (found, found if dense else found & ~under_strokes, np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8))
-        for horizontal, (found, under_strokes, t) in runs.items()
-    ]
+    crossings = [np.ones((round(t) + 4, 1) if horizontal else (1, round(t) + 4), np.uint8) for horizontal, (_, _, t) in runs.items()]
     lines = np.zeros_like(mask)
-    for found, removable, across in runs:  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
+    for (found, under_strokes, _), across in zip(runs.values(), crossings):  # strokes crossing the lines keep their pixels: they are longer across than a line is thick
         strokes = mask & ~(found_any & ~found)  # lines the other way cross them too, but are no strokes
+        removable = found if dense else found & ~under_strokes
         lines |= removable & ~cv2.morphologyEx(strokes, cv2.MORPH_OPEN, across)
     kept = mask & ~lines & 1
-    for _, _, across in runs:  # a stroke cut by a line it meets from both sides is joined again
+    for across in crossings:  # a stroke cut by a line it meets from both sides is joined again
         kept |= cv2.morphologyEx(kept, cv2.MORPH_CLOSE, across) & lines
     return kept, found_any
 
@@ -1238,10 +1236,11 @@ def strokes_among(
     noisy = noisy or (noise_lead and sheet is None and looks_like_noise(mask.astype(bool)))
     chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
     passable = chosen
-    if chosen is None and noisy and pass_over:
-        best = choose_digit(mask, relative, sheet)
-        passable = None if best is None or spans_picture(ink_box(best), best.shape) else best
-    if passable is not None and pass_over and to_pass_over(passable, relative):
+    if passable is None and noisy and pass_over:  # none leads: the best shape all the same
+        passable = choose_digit(mask, relative, sheet)
+        if passable is not None and spans_picture(ink_box(passable), passable.shape):
+            passable = None
+    if pass_over and passable is not None and to_pass_over(passable, relative):
         passed_over = cv2.dilate(passable.view(np.uint8), np.ones((5, 5), np.uint8))
         again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False, chosen is None)
         if again is not None and strokes_likeness(again[0], relative) >= LIKELY_DIGIT:
