@@ -322,6 +322,8 @@ SHEET_SIDE = 64  # resolution at which a sheet is told from the surface it lies 
 SHEET_SMALLEST = 0.05  # the least share of the picture a sheet covers
 SHEET_SMALL = 0.12  # a sheet covering less lies inside the picture, ...
 SHEET_SMALL_BORDER = 0.1  # ... covering at most this share of the picture's border (a lit corner, cut by two edges, is no sheet)
+TEXTURED = 0.06  # local contrast (over the mean) above which a surface is textured (smooth_area)
+TEXTURED_SHARE = 0.5  # ... and at least this share of a smooth sheet's surround is textured
 SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -340,6 +342,8 @@ FRAME_CELLS = 12  # more cells than this are a grid, not a form's frames
 FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printed line
 DENSE_LINES = 0.25  # a page whose printed lines cover more than this share is ruled too densely to cut them out (line_level)
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
+SURE_DIGIT = 0.95  # ... but a shape that looks like a digit this much is read though it leads nothing (dark ink, clear of the edge)
+THICKER = 3  # a shape near the digit whose widest point is this many times the digit's is no stroke of it (without_strays)
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
@@ -358,46 +362,78 @@ DIM_PAPER = 190 / 255  # paper darker than this is in dim light: its ink's contr
 DIMMEST_INK = 24 / 255  # ... but the ink must still stand out this far on the full scale
 
 
-def sheet_region(gray: np.ndarray) -> np.ndarray | None:
-    """Where a sheet (paper, note, card) lies on a darker surface that frames it, or None when the
-    picture shows no such surface: then the whole picture is paper (or board)."""
+def sheet_region(gray: np.ndarray, by_smoothness: bool = True) -> np.ndarray | None:
+    """Where a sheet (paper, note, card) lies on a surface that frames it, or None when the
+    picture shows no such surface: then the whole picture is paper (or board). The surface is
+    darker than the sheet, or else (``by_smoothness``) textured (:func:`smooth_area`): a striped
+    or patterned fabric whose bright stripes are as bright as the note on it."""
     height, width = gray.shape
     scale = SHEET_SIDE / max(height, width)
     size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    if min(size) < 8:
+        return None
     coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
+    sheet = sheet_by_brightness(coarse)
+    if sheet is None and by_smoothness:
+        smooth = cv2.resize(smooth_area(gray), size, interpolation=cv2.INTER_AREA) > 0.5
+        sheet = sheet_in(smooth.view(np.uint8), lambda inside, outside: smooth[outside].mean() <= 1 - TEXTURED_SHARE)
+    return None if sheet is None else cv2.resize(sheet, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+
+
+def sheet_by_brightness(coarse: np.ndarray) -> np.ndarray | None:
+    """The sheet (uint8 0/1, at ``SHEET_SIDE``) brighter than the surface around it, by Otsu's threshold."""
     threshold, bright = cv2.threshold(coarse, 0, 1, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    if on_border(bright).mean() > 0.75 or bright.all() or not bright.any() or min(size) < 8:
+    if on_border(bright).mean() > 0.75 or bright.all() or not bright.any():
         return None
     dark_level, bright_level = coarse[bright == 0].mean(), coarse[bright == 1].mean()
     if bright_level - dark_level < 40:
         return None
-    closed = cv2.morphologyEx(bright, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
+    def has_edge(inside: np.ndarray, outside: np.ndarray) -> bool:  # not a glare or a lit patch
+        return coarse[inside].mean() - coarse[outside].mean() >= 0.5 * (bright_level - dark_level)
+    return sheet_in(bright, has_edge)
+
+
+def sheet_in(paper: np.ndarray, has_edge: Callable[[np.ndarray, np.ndarray], bool]) -> np.ndarray | None:
+    """The sheet (uint8 0/1) that the largest area of ``paper`` (uint8 0/1) is, or None when it is
+    too small, too thin, not convex or not mostly paper; ``has_edge`` tells from the rings of
+    pixels just inside and just outside it whether a surface frames it."""
+    size = paper.shape[::-1]
+    closed = cv2.morphologyEx(paper, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
     if count < 2:
         return None
     largest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
     x, y, w, h, area = stats[largest]
-    if area < SHEET_SMALLEST * coarse.size or min(w, h) < SHEET_NARROWEST * min(size):
+    if area < SHEET_SMALLEST * paper.size or min(w, h) < SHEET_NARROWEST * min(size):
         return None
     region = (labels == largest).astype(np.uint8)
-    if area < SHEET_SMALL * coarse.size and on_border(region).mean() > SHEET_SMALL_BORDER:
+    if area < SHEET_SMALL * paper.size and on_border(region).mean() > SHEET_SMALL_BORDER:
         return None
     contours, _ = cv2.findContours(region, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     contour = max(contours, key=cv2.contourArea)
     hull = cv2.convexHull(contour)
     if cv2.erode(region, stroke_proof_kernel(size, (w, h), hull)).sum() < 0.3 * area:
         return None
-    filled = np.zeros_like(bright)
+    filled = np.zeros_like(paper)
     cv2.drawContours(filled, [contour], -1, 1, thickness=cv2.FILLED)
     solidity = filled.sum() / max(cv2.contourArea(hull), 1)
-    if solidity < 0.85 or bright[filled == 1].mean() < 0.75:  # a sheet is convex and mostly paper
+    if solidity < 0.85 or paper[filled == 1].mean() < 0.75:  # a sheet is convex and mostly paper
         return None
     ring = np.ones((5, 5), np.uint8)
     inside, outside = filled & ~cv2.erode(filled, ring), cv2.dilate(filled, ring) & ~filled
-    if not outside.any() or coarse[inside == 1].mean() - coarse[outside == 1].mean() < 0.5 * (bright_level - dark_level):
-        return None  # no edge (or no surface around it): a glare or a lit patch, not a sheet
-    filled = cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
-    return cv2.resize(filled, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    if not outside.any() or not has_edge(inside.astype(bool), outside.astype(bool)):
+        return None
+    return cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
+
+
+def smooth_area(gray: np.ndarray) -> np.ndarray:
+    """Where the picture is smooth (float 0/1): its local contrast (the standard deviation over
+    5 pixels, against the mean) is under ``TEXTURED``. A note is smooth but for its strokes; a
+    fabric's stripes or weave are not."""
+    values = gray.astype(np.float32)
+    mean = cv2.blur(values, (5, 5))
+    spread = np.sqrt(np.maximum(cv2.blur(values * values, (5, 5)) - mean * mean, 0))
+    return (spread < TEXTURED * (mean + 16)).astype(np.float32)
 
 
 def on_border(picture: np.ndarray) -> np.ndarray:
@@ -824,7 +860,8 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         return None
     x, y, w, h, area = (stats[1:, i].astype(np.float64) for i in range(5))
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)[1:]
-    blob = widest_points(labels, mask, count) / np.maximum(w, h)
+    widest = widest_points(labels, mask, count)
+    blob = widest / np.maximum(w, h)
     score = mass * np.minimum(1, 1.6 * h / w)  # digits are at most as wide as tall, "1" far narrower
     score *= np.where(blob > 0.2, 0.1, 1) * np.where(np.maximum(w, h) < 0.04 * max(height, width), 0.1, 1)
     edge = (x == 0) | (y == 0) | (x + w == width) | (y + h == height)
@@ -843,7 +880,27 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         return None
     if lead and (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2])):
         return None
-    return group_of(best, labels, stats[1:], mass, score)
+    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, ink)
+
+
+def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The strokes chosen (``group``: component ``label`` and the strokes near it) without the
+    shapes near it that are no strokes: one whose widest point is over ``THICKER`` times the
+    digit's (the wedge of desk between a note and a shadow), and one longer than the digit that
+    fades out (a shadow's edge, :func:`fades_out`) when the rest looks more like a digit without
+    it (a stroke cut by a printed line fades out at the cut, and looks like a digit's part).
+    ``stats``: OpenCV's rows, background's included; ``widest``: each component's, label 1 on."""
+    members = [other for other in np.flatnonzero(np.bincount(labels[group], minlength=len(stats))) if other != label]
+    thick = [other for other in members if widest[other - 1] > THICKER * max(widest[label - 1], 1)]
+    if thick:
+        group = group & ~np.isin(labels, thick)
+    longest = stats[:, 2:4].max(axis=1)
+    faded = [other for other in members if other not in thick and longest[other] > longest[label] and fades_out(labels, ink, other, stats[other])]
+    if faded:
+        without = group & ~np.isin(labels, faded)
+        if strokes_likeness(without, ink) > strokes_likeness(group, ink):
+            return without
+    return group
 
 
 def group_of(index: int, labels: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:
@@ -1092,13 +1149,13 @@ def sheet_under_shadow(analysis: Analysis, shade: np.ndarray | None) -> Analysis
     that sheet is larger than the one found without: a shadow over part of a note on a desk makes
     that part as dark as the desk, so by brightness alone the sheet is its lit part, or nothing.
     Each area's paper is brought to the lit paper's level (its 90th percentile), which keeps
-    the desk darker than the note within each. None when there is no shadow or no larger sheet."""
+    the desk darker than the note within each; the sheet is then told by its brightness alone. None when there is no shadow or no larger sheet."""
     if shade is None:
         return None
     levels = np.array([np.percentile(analysis.small[shade == label], 90) for label in range(int(shade.max()) + 1)])
     gains = (levels.max() / np.maximum(levels, 1)).astype(np.float32)
     evened = cv2.multiply(analysis.small, gains[shade], dtype=cv2.CV_8U)
-    sheet = sheet_region(evened)
+    sheet = sheet_region(evened, by_smoothness=False)
     if sheet is None or (analysis.sheet is not None and sheet.sum() <= analysis.sheet.sum()):
         return None
     return analysis._replace(sheet=sheet, light_ink=False)
@@ -1122,7 +1179,10 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
     and surfaces between bright paper, which then look like ink next to the digit. Such tips
     reaching the picture's edge make it as busy as noise, where no shape may lead by
     ``NOISE_LEAD``: then the best shape all the same sets the second pass's width, and that pass,
-    in which the tips are paper again, must find a leader itself."""
+    in which the tips are paper again, must find a leader itself. Where no pass finds one, the
+    best shape is still read if it looks like a digit by ``SURE_DIGIT``: a desk's grain and a
+    shadow's edges keep a digit on a note from leading. Not at the picture's edge (a shadow's
+    wedge), nor in light ink, where the best shape can be the paper between a digit's strokes."""
     small, sheet, light_ink, kernel = analysis
     best, leads = strokes_in(small, sheet, light_ink, kernel, regions, or_best=True)
     if best is None:
@@ -1132,6 +1192,8 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
     narrower = max(5, round(3 * width + 3) | 1)
     if narrower < 0.6 * kernel and (narrow := strokes_in(small, sheet, light_ink, narrower, regions)[0]) is not None:
         found, kernel = narrow, narrower
+    if found is None and not light_ink and not reaches_edge(ink_box(best[0]), small.shape) and strokes_likeness(*best) >= SURE_DIGIT:
+        found = best
     if found is None:
         return NOT_FOUND
     chosen, relative = found

@@ -37,6 +37,7 @@ from mnist_flask.preprocessing import (
     read_luminance,
     relative_ink,
     remove_lines,
+    sheet_region,
     lit_regions,
     sheet_under_shadow,
     strokes_in,
@@ -622,6 +623,58 @@ def test_a_turned_note_cut_by_two_edges_of_the_picture_is_a_sheet(classifier):
     assert analyse(read_luminance(data, 25_000_000)).sheet is not None
     answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
     assert answer["prediction"] == 4 and answer["box"]["width"] < Image.open(io.BytesIO(data)).width / 3
+
+
+def test_a_note_on_fabric_as_bright_as_it_is_a_sheet_by_its_smoothness(classifier, monkeypatch):
+    """A small note on zigzag fabric (``note_on_desk`` held out, x_test's digit 5042, a "9") whose
+    bright stripes are as bright as the note: by brightness there is no sheet, the stripes were
+    the picture's ink, and nothing was found. The note is the one smooth area the textured fabric
+    frames; with nothing counted as smooth (``TEXTURED`` 0) there is no sheet again."""
+    data = (PICTURES / "note_on_zigzag_fabric.jpg").read_bytes()
+    small = analyse(read_luminance(data, 25_000_000)).small
+    sheet = sheet_region(small)
+    assert sheet is not None and 0.05 < sheet.mean() < 0.3
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 9 and answer["box"]["width"] < Image.open(io.BytesIO(data)).width / 6
+    monkeypatch.setattr(preprocessing, "TEXTURED", 0)
+    assert sheet_region(small) is None
+
+
+def test_a_bare_note_on_striped_fabric_is_blank(classifier):
+    """The note found by its smoothness on striped fabric has no digit on it: nothing is read."""
+    rows, columns = np.mgrid[0:ANALYSIS_SIDE, 0 : 2 * ANALYSIS_SIDE]
+    page = 150 + 60 * np.sign(np.sin((rows + 0.5 * columns) / 1.2)) + np.random.default_rng(0).normal(0, 4, rows.shape)
+    note = np.zeros(rows.shape, np.uint8)
+    cv2.fillPoly(note, [cv2.boxPoints(((130, 90), (90, 80), 10)).astype(np.int32)], 1)
+    page[note == 1] = 205
+    page = np.clip(page, 0, 255).astype(np.uint8)
+    assert sheet_region(page) is not None
+    assert not classifier.answers([to_mnist(page)])[0]["digit_found"]
+
+
+def test_a_shape_much_thicker_than_the_digits_strokes_is_left_out_of_it(classifier, monkeypatch):
+    """A note half in a shadow on a dark desk (``note_on_desk`` held out, x_test's digit 3415, a
+    "2"): the desk's wedge between the note and the shadow lies near the "2" and was read with it,
+    a "7". Strokes near the digit belong to it, but not a shape whose widest point is more than
+    ``THICKER`` times the digit's; with ``THICKER`` out of reach the wedge comes back."""
+    data = (PICTURES / "thick_wedge_beside_a_digit.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 2 and answer["box"]["width"] < Image.open(io.BytesIO(data)).width / 6
+    monkeypatch.setattr(preprocessing, "THICKER", 1000)
+    assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] != 2
+
+
+def test_a_digit_split_beside_a_shadow_edge_is_read_without_the_edge(classifier, monkeypatch):
+    """An "8" on a note under a shadow on a brown desk (``note_on_desk`` held out, x_test's digit
+    603): the shadow's edge joins the lower half of the "8", which comes apart from the upper; the
+    edge fades out into the shadow, and without it the two halves look like a digit (``SURE_DIGIT``),
+    though in a picture as busy as noise they lead nothing. Read with the edge, or not at all when
+    ``SURE_DIGIT`` is out of reach."""
+    data = (PICTURES / "shadow_edge_beside_a_split_digit.jpg").read_bytes()
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 8 and answer["box"]["height"] < Image.open(io.BytesIO(data)).height / 4
+    monkeypatch.setattr(preprocessing, "SURE_DIGIT", 1.01)
+    assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] != 8
 
 
 @pytest.mark.parametrize(("share", "found"), [(0.09, True), (0.06, True), (0.04, False)])
