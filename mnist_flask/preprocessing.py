@@ -324,6 +324,7 @@ SHEET_SMALL = 0.12  # a sheet covering less lies inside the picture, ...
 SHEET_SMALL_BORDER = 0.1  # ... covering at most this share of the picture's border (a lit corner, cut by two edges, is no sheet)
 TEXTURED = 0.06  # local contrast (over the mean) above which a surface is textured (smooth_area)
 TEXTURED_SHARE = 0.5  # ... and at least this share of a smooth sheet's surround is textured
+SURFACE_SHARE = 0.25  # ... which covers at least this share of the picture
 SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
 PAPER_KERNEL = 0.2  # closing kernel, as a fraction of the picture's shorter side: wider than any stroke
 LINE_SEGMENT = 1 / 16  # a printed line's straight runs are at least this long (fraction of the longer side)
@@ -376,7 +377,7 @@ def sheet_region(gray: np.ndarray, by_smoothness: bool = True) -> np.ndarray | N
     sheet = sheet_by_brightness(coarse)
     if sheet is None and by_smoothness:
         smooth = cv2.resize(smooth_area(gray), size, interpolation=cv2.INTER_AREA) > 0.5
-        sheet = sheet_in(smooth.view(np.uint8), lambda inside, outside: smooth[outside].mean() <= 1 - TEXTURED_SHARE)
+        sheet = sheet_in(smooth.view(np.uint8), lambda filled: on_textured_surface(filled, smooth))
     return None if sheet is None else cv2.resize(sheet, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
@@ -388,15 +389,25 @@ def sheet_by_brightness(coarse: np.ndarray) -> np.ndarray | None:
     dark_level, bright_level = coarse[bright == 0].mean(), coarse[bright == 1].mean()
     if bright_level - dark_level < 40:
         return None
-    def has_edge(inside: np.ndarray, outside: np.ndarray) -> bool:  # not a glare or a lit patch
-        return coarse[inside].mean() - coarse[outside].mean() >= 0.5 * (bright_level - dark_level)
+    def has_edge(filled: np.ndarray) -> bool:  # not a glare or a lit patch
+        ring = np.ones((5, 5), np.uint8)
+        inside, outside = filled & ~cv2.erode(filled, ring), cv2.dilate(filled, ring) & ~filled
+        return outside.any() and coarse[inside == 1].mean() - coarse[outside == 1].mean() >= 0.5 * (bright_level - dark_level)
     return sheet_in(bright, has_edge)
 
 
-def sheet_in(paper: np.ndarray, has_edge: Callable[[np.ndarray, np.ndarray], bool]) -> np.ndarray | None:
+def on_textured_surface(filled: np.ndarray, smooth: np.ndarray) -> bool:
+    """Whether what lies around a smooth sheet (``filled``, uint8 0/1) is a textured surface: a
+    ``SURFACE_SHARE`` of the picture at least, smooth over less than ``TEXTURED_SHARE`` of it. A
+    plain page is smooth all over but for its digit."""
+    around = filled == 0
+    return around.mean() >= SURFACE_SHARE and smooth[around].mean() <= 1 - TEXTURED_SHARE
+
+
+def sheet_in(paper: np.ndarray, framed: Callable[[np.ndarray], bool]) -> np.ndarray | None:
     """The sheet (uint8 0/1) that the largest area of ``paper`` (uint8 0/1) is, or None when it is
-    too small, too thin, not convex or not mostly paper; ``has_edge`` tells from the rings of
-    pixels just inside and just outside it whether a surface frames it."""
+    too small, too thin, not convex or not mostly paper, or ``framed`` (given the sheet) finds no
+    surface framing it."""
     size = paper.shape[::-1]
     closed = cv2.morphologyEx(paper, cv2.MORPH_CLOSE, np.ones((5, 5), np.uint8))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(closed, connectivity=4)
@@ -419,9 +430,7 @@ def sheet_in(paper: np.ndarray, has_edge: Callable[[np.ndarray, np.ndarray], boo
     solidity = filled.sum() / max(cv2.contourArea(hull), 1)
     if solidity < 0.85 or paper[filled == 1].mean() < 0.75:  # a sheet is convex and mostly paper
         return None
-    ring = np.ones((5, 5), np.uint8)
-    inside, outside = filled & ~cv2.erode(filled, ring), cv2.dilate(filled, ring) & ~filled
-    if not outside.any() or not has_edge(inside.astype(bool), outside.astype(bool)):
+    if not framed(filled):
         return None
     return cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
 

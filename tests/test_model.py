@@ -16,8 +16,8 @@ from helpers import DATA, PICTURES, ROOT, encode
 from PIL import Image
 
 from mnist_flask.config import Defaults
-from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, version_dir
-from mnist_flask.preprocessing import NOT_FOUND, Digit, prepare_upload, to_mnist
+from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, looks_like_a_digit, version_dir
+from mnist_flask.preprocessing import NOT_FOUND, SURE_DIGIT, Digit, prepare_upload, to_mnist
 from mnist_flask.training import cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
@@ -203,15 +203,15 @@ def test_a_doubtful_reading_takes_the_surer_second_look_and_only_that(classifier
 
 
 def test_a_sure_reading_at_the_pictures_edge_gives_way_to_a_sure_one_clear_of_it(classifier, mnist_test):
-    """A shadow's tip at the picture's edge reads as a confident "1": a reading whose strokes reach
-    the edge is read again, and a second look clear of the edge that the model is sure enough of
+    """A shadow's tip at the picture's edge reads as a confident "1" (here one that looks like a
+    digit too): a reading whose strokes reach the edge is read again, and a second look clear of the edge that the model is sure enough of
     is taken even though the first was surer. A second look at the edge too leaves the first
-    reading, and a reading clear of the edge is not read again."""
+    reading."""
     images, labels = mnist_test
-    tip = np.zeros((28, 28), np.float32)
-    tip[4:24, 13:15] = 1.0
+    ones = [to_mnist(images[index]) for index in np.flatnonzero(labels[:100] == 1)]
+    tip = next(one.pixels for one, answer in zip(ones, classifier.answers(ones)) if answer["confidence"] >= SECOND_LOOK_BELOW and looks_like_a_digit(one))
     first = classifier.answers([Digit(tip, True, (0, 10, 4, 40))])[0]
-    assert first["prediction"] == 1 and first["confidence"] >= SECOND_LOOK_BELOW
+    assert first["prediction"] == 1
     index = next(index for index in range(100) if labels[index] != 1)
     clear = to_mnist(images[index])
     answer = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: [clear], at_edge=True)])[0]
@@ -219,7 +219,43 @@ def test_a_sure_reading_at_the_pictures_edge_gives_way_to_a_sure_one_clear_of_it
     also_at_edge = replace(clear, at_edge=True)
     kept = classifier.answers([Digit(tip, True, (0, 10, 4, 40), second_look=lambda: [also_at_edge], at_edge=True)])[0]
     assert kept["prediction"] == 1 and kept["box"] == {"x": 0, "y": 10, "width": 4, "height": 40}
-    assert classifier.answers([unlooked(Digit(tip, True, (0, 10, 4, 40)))])[0] == first
+
+
+def test_a_sure_reading_that_looks_like_no_digit_gives_way_to_one_that_does(classifier, mnist_test):
+    """A digit's stem alone, its loop lost, reads as a confident "1": a reading that looks like no
+    digit (likeness under ``LIKELY_DIGIT``) is read again, clear of the edge too, and a second look
+    that looks like a digit by ``SURE_DIGIT`` is taken though the model is less sure of it, if it
+    is ``CLEAR_OF_EDGE_SURE`` of it. One the model doubts more, or one that looks like no digit
+    either, leaves the first. A sure reading that looks like a digit is not read again."""
+    images, labels = mnist_test
+    stem = np.zeros((28, 28), np.float32)
+    stem[4:24, 13:15] = 1.0
+    first = classifier.answers([Digit(stem, True, (10, 10, 4, 40))])[0]
+    assert first["prediction"] == 1 and first["confidence"] >= SECOND_LOOK_BELOW and not looks_like_a_digit(Digit(stem, True))
+    mixes = [Digit((1 - share) * to_mnist(images[0]).pixels + share * to_mnist(images[index]).pixels, True, (5, 6, 7, 8)) for index in range(1, 40) for share in (0.2, 0.3, 0.4, 0.5)]
+    readings = [(digit, answer) for digit, answer in zip(mixes, classifier.answers(mixes)) if looks_like_a_digit(digit, SURE_DIGIT)]
+    sure_enough = next(digit for digit, answer in readings if CLEAR_OF_EDGE_SURE <= answer["confidence"] < first["confidence"])
+    doubted = next(digit for digit, answer in readings if answer["confidence"] < CLEAR_OF_EDGE_SURE)
+    answer = classifier.answers([Digit(stem, True, (10, 10, 4, 40), second_look=lambda: [doubted, sure_enough])])[0]
+    assert answer["box"] == sure_enough.where()
+    other_stem = Digit(np.roll(stem, 3, axis=1), True, (9, 9, 4, 40))
+    for no_better in (doubted, other_stem):
+        kept = classifier.answers([Digit(stem, True, (10, 10, 4, 40), second_look=lambda: [no_better])])[0]
+        assert kept["box"] == {"x": 10, "y": 10, "width": 4, "height": 40}
+    sure = next(digit for digit, answer in readings if answer["confidence"] >= SECOND_LOOK_BELOW)
+    assert classifier.answers([unlooked(sure)]) == classifier.answers([sure])
+
+
+def test_a_nine_read_as_its_stem_first_is_answered_from_the_whole_nine(classifier):
+    """A "9" on a note on a dark desk (``note_on_desk`` held out, x_test's digit 882): the first
+    reading keeps the stem, its loop too faint against the closing over the desk, and the model
+    is sure of that "1"; the stem looks like no digit, and the reading of the note's paper apart
+    finds the whole "9"."""
+    data = (PICTURES / "nine_read_as_its_stem_first.jpg").read_bytes()
+    digit = prepare_upload(data, 25_000_000)
+    first = classifier.answers([replace(digit, second_look=None)])[0]
+    assert first["prediction"] == 1 and first["confidence"] >= SECOND_LOOK_BELOW and not looks_like_a_digit(digit)
+    assert classifier.answers([digit])[0]["prediction"] == 9
 
 
 def test_a_reading_that_spans_the_picture_gives_way_to_any_that_does_not(classifier, mnist_test):
