@@ -312,8 +312,8 @@ def fit_to_field(ink: np.ndarray) -> np.ndarray:
 
 
 # Finding the digit in a photo of paper (pictures larger than 2x MNIST's field). The steps, all in
-# OpenCV on a copy at most ANALYSIS_SIDE long: find a sheet lying on a darker surface; the ink as
-# each pixel's darkness relative to the paper around it (a morphological closing, which follows hard
+# OpenCV on a copy at most ANALYSIS_SIDE long: find a sheet lying on a darker or textured surface;
+# the ink as each pixel's darkness relative to the paper around it (a morphological closing, which follows hard
 # shadow edges and glare exactly); remove long thin straight lines (rules, margins, printed frames);
 # of what is left, keep the most digit-like component and the strokes near it (a small digit's
 # strokes read again from the <= WORK_SIDE picture). Where a sheet lies on a surface or a hard
