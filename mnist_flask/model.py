@@ -19,7 +19,8 @@ import numpy as np
 from flask import Flask, current_app
 from werkzeug.exceptions import NotFound, ServiceUnavailable
 
-from .preprocessing import LIKELY_DIGIT, SURE_DIGIT, Digit, ImageError, field_likeness
+from . import likeness
+from .preprocessing import LIKELY_DIGIT, SURE_DIGIT, Digit, ImageError
 from .runtimes import RUNTIMES, adapter
 
 KERAS_FILE, TFLITE_FILE, METADATA_FILE = "model.keras", "model.tflite", "metadata.json"
@@ -122,19 +123,23 @@ class Classifier:
         part the model is sure of), and the picture can be read other ways
         (:attr:`Digit.second_look`): the reading the model prefers (:func:`preference`). The
         other readings are made only here, for the few pictures in doubt."""
+        readable = [index for index, digit in enumerate(digits) if digit.second_look]
+        looks = dict(zip(readable, likenesses([digits[index] for index in readable])))
         doubtful = [
-            index for index, digit in enumerate(digits)
-            if digit.second_look and (not digit.found or digit.at_edge or probabilities[index].max() < SECOND_LOOK_BELOW or not looks_like_a_digit(digit))
+            index for index in readable
+            if not digits[index].found or digits[index].at_edge or probabilities[index].max() < SECOND_LOOK_BELOW or looks[index] < LIKELY_DIGIT
         ]  # fmt: skip
         looked = [(index, other) for index in doubtful for other in digits[index].second_look()]
         if not looked:
             return digits, probabilities
         again = self.predict(np.array([other.pixels for _, other in looked]))
         digits, probabilities = list(digits), probabilities.copy()
-        first = {index: (digits[index].at_edge, not looks_like_a_digit(digits[index])) for index in doubtful}
-        for (index, other), row in zip(looked, again):
-            if preference(other, row, *first[index]) > preference(digits[index], probabilities[index], *first[index]):
-                digits[index], probabilities[index] = other, row
+        first = {index: (digits[index].at_edge, looks[index] < LIKELY_DIGIT) for index in doubtful}
+        rank = {index: preference(digits[index], probabilities[index], looks[index], *first[index]) for index in doubtful}
+        for (index, other), row, other_likeness in zip(looked, again, likenesses([other for _, other in looked])):
+            other_rank = preference(other, row, other_likeness, *first[index])
+            if other_rank > rank[index]:
+                digits[index], probabilities[index], rank[index] = other, row, other_rank
         return digits, probabilities
 
     def answer(self, digit: Digit, probabilities: list[float]) -> dict:
@@ -149,24 +154,28 @@ class Classifier:
         }
 
 
-def preference(digit: Digit, probabilities: np.ndarray, first_at_edge: bool, first_unlike: bool) -> tuple[bool, bool, bool, bool, float]:
+def preference(digit: Digit, probabilities: np.ndarray, likeness: float, first_at_edge: bool, first_unlike: bool) -> tuple[bool, bool, bool, bool, float]:
     """How a reading ranks among a picture's readings: found first; then one that does not span
     the picture (the desk around a note, taken in with the digit, reads as a confident "2");
     then, where the first reading reaches the picture's edge, a reading clear of it that the model
     is ``CLEAR_OF_EDGE_SURE`` of (a shadow's tip at the edge reads as a confident "1"); then,
-    where the first reading looks like no digit, one that looks like a digit by ``SURE_DIGIT``
+    where the first reading looks like no digit, one whose ``likeness`` reaches ``SURE_DIGIT``
     and that the model is as sure of (a digit's stem, its loop lost, reads as a confident "1");
     then the model's confidence. Likeness alone does not rank readings: a digit cut by a
     shadow's edge can look more like a digit than the whole one."""
     sure = probabilities.max() >= CLEAR_OF_EDGE_SURE
     clear = first_at_edge and not digit.at_edge and sure
-    likely = first_unlike and sure and looks_like_a_digit(digit, SURE_DIGIT)
+    likely = first_unlike and sure and likeness >= SURE_DIGIT
     return digit.found, not digit.spans, clear, likely, float(probabilities.max())
 
 
-def looks_like_a_digit(digit: Digit, floor: float = LIKELY_DIGIT) -> bool:
-    """Whether the strokes read look like a digit (:mod:`mnist_flask.likeness`) at least ``floor``."""
-    return digit.found and field_likeness(digit.pixels) >= floor
+def likenesses(digits: list[Digit]) -> np.ndarray:
+    """How much each reading looks like a digit (:mod:`mnist_flask.likeness`), 0 where nothing was
+    found: one pass of the likeness network for them all."""
+    if not digits:
+        return np.zeros(0)
+    found = np.array([digit.found for digit in digits])
+    return np.where(found, likeness.shipped()(np.array([digit.pixels for digit in digits])), 0.0)
 
 
 def classify_each(items: list, decode: Callable[..., Digit], classify: Callable[[list[Digit]], list[dict]]) -> list[dict]:

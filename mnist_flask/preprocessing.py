@@ -853,10 +853,11 @@ def widest_points(labels: np.ndarray, mask: np.ndarray, count: int) -> np.ndarra
     return np.maximum.reduceat(distances, starts)
 
 
-def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, lead: float = 0) -> np.ndarray | None:
-    """The most digit-like component and the strokes near it, or None when nothing is digit-like
-    or (in a noisy picture) when it is not ``lead`` times as digit-like as the next best and clear
-    of the picture's edge.
+def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, lead: float = 0) -> tuple[np.ndarray | None, bool]:
+    """The most digit-like component and the strokes near it (None when nothing is digit-like),
+    and whether it leads: (in a noisy picture) is ``lead`` times as digit-like as the next best
+    and clear of the picture's edge. One ranking serves both the leader and, where none leads,
+    the best shape all the same.
 
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
     blob, whose widest point is far wider than a stroke; a speck), for lying off the sheet or
@@ -866,7 +867,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     height, width = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
-        return None
+        return None, False
     x, y, w, h, area = (stats[1:, i].astype(np.float64) for i in range(5))
     mass = np.bincount(labels.ravel(), weights=ink.ravel(), minlength=count)[1:]
     widest = widest_points(labels, mask, count)
@@ -886,10 +887,9 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         score[best] *= 0.1
         best = int(np.argmax(score))
     if h[best] < 6 or area[best] < 20 or score[best] <= 0:
-        return None
-    if lead and (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2])):
-        return None
-    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, ink)
+        return None, False
+    leads = not lead or not (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2]))
+    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, ink), leads
 
 
 def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, ink: np.ndarray) -> np.ndarray:
@@ -1018,7 +1018,7 @@ def read_clean(gray: np.ndarray) -> Digit | None:
     (left, top, width, height), light_ink, kernel = clean
     small = fit_within(gray[top : top + height, left : left + width], CLEAN_CROP)
     relative, _ = relative_ink(small, light_ink, max(3, round(kernel * small.shape[1] / width) | 1))
-    chosen = choose_digit(above_peak(relative, float(cv2.blur(relative, (3, 3)).max())), relative, None)
+    chosen, _ = choose_digit(above_peak(relative, float(cv2.blur(relative, (3, 3)).max())), relative, None)
     if chosen is None:
         return None
     digit = Digit(fit_to_field(with_edges(relative, chosen)), True, ink_box(chosen)).scaled(small.shape, (width, height))
@@ -1305,12 +1305,11 @@ def strokes_among(
         return None
     mask = above_peak(relative, peak) & unlined
     noisy = noisy or (noise_lead and sheet is None and looks_like_noise(mask.astype(bool)))
-    chosen = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
+    best, leads = choose_digit(mask, relative, sheet, lead=NOISE_LEAD if noisy else 0)
+    chosen = best if leads else None
     passable = chosen
-    if passable is None and noisy and pass_over:  # none leads: the best shape all the same
-        passable = choose_digit(mask, relative, sheet)
-        if passable is not None and spans_picture(ink_box(passable), passable.shape):
-            passable = None
+    if passable is None and noisy and pass_over and best is not None and not spans_picture(ink_box(best), best.shape):
+        passable = best  # none leads: the best shape all the same
     if pass_over and passable is not None and to_pass_over(passable, relative):
         passed_over = cv2.dilate(passable.view(np.uint8), np.ones((5, 5), np.uint8))
         again = strokes_among(relative, darkness, unlined & (1 - passed_over), lines | passed_over, sheet, regions, noise_lead, False, chosen is None)

@@ -16,8 +16,8 @@ from helpers import DATA, PICTURES, ROOT, encode
 from PIL import Image
 
 from mnist_flask.config import Defaults
-from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, list_versions, load_classifier, looks_like_a_digit, version_dir
-from mnist_flask.preprocessing import NOT_FOUND, SURE_DIGIT, Digit, prepare_upload, to_mnist
+from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, likenesses, list_versions, load_classifier, version_dir
+from mnist_flask.preprocessing import LIKELY_DIGIT, NOT_FOUND, SURE_DIGIT, Digit, prepare_upload, to_mnist
 from mnist_flask.training import cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
@@ -153,6 +153,11 @@ def test_models_export_and_import(tmp_path):
     assert f"mnist:{newest}" in run_cli("models", "list", "--model-dir", str(store))
     refused = subprocess.run([str(CLI), "models", "import", "--model-dir", str(store), str(archive)], capture_output=True, text=True)
     assert refused.returncode != 0 and "exists already" in refused.stderr
+
+
+def looks_like_a_digit(digit: Digit, floor: float = LIKELY_DIGIT) -> bool:
+    """Whether a reading's likeness, as the second looks weigh it, reaches ``floor``."""
+    return bool(likenesses([digit])[0] >= floor)
 
 
 def unlooked(digit: Digit) -> Digit:

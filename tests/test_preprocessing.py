@@ -439,7 +439,7 @@ def test_the_band_a_shadow_s_soft_edge_leaves_is_passed_over_for_the_digit_besid
     ink[20:170, 100:130] = np.linspace(0.6, 0.0, 30)[None, :]  # sharp on the shadow's edge, fading into it
     ink[60:100, 30:70] = cv2.resize(image, (40, 40)) / 255 * 0.6
     mask = (ink > 0.2).astype(np.uint8)
-    chosen = choose_digit(mask, ink, None)
+    chosen, _ = choose_digit(mask, ink, None)
     x, y, w, h = cv2.boundingRect(chosen.astype(np.uint8))
     assert 30 <= x and x + w <= 70 and 60 <= y and y + h <= 100
 
