@@ -895,9 +895,12 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
 def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, ink: np.ndarray) -> np.ndarray:
     """The strokes chosen (``group``: component ``label`` and the strokes near it) without the
     shapes near it that are no strokes: one whose widest point is over ``THICKER`` times the
-    digit's (the wedge of desk between a note and a shadow), and one longer than the digit that
+    digit's (the wedge of desk between a note and a shadow); one longer than the digit that
     fades out (a shadow's edge, :func:`fades_out`) when the rest looks more like a digit without
-    it (a stroke cut by a printed line fades out at the cut, and looks like a digit's part).
+    it (a stroke cut by a printed line fades out at the cut, and looks like a digit's part); and,
+    for a digit clear of the picture's edge, the shapes that reach the edge (a shadow's wedge)
+    when the rest looks at least as much like a digit without them. Such a wedge kept the digit
+    from leading (a shape at the edge leads nothing) and from being read as a sure digit.
     ``stats``: OpenCV's rows, background's included; ``widest``: each component's, label 1 on."""
     members = [other for other in np.flatnonzero(np.bincount(labels[group], minlength=len(stats))) if other != label]
     thick = [other for other in members if widest[other - 1] > THICKER * max(widest[label - 1], 1)]
@@ -908,7 +911,13 @@ def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.
     if faded:
         without = group & ~np.isin(labels, faded)
         if strokes_likeness(without, ink) > strokes_likeness(group, ink):
-            return without
+            group = without
+    if not reaches_edge(tuple(stats[label, :4]), labels.shape):
+        at_edge = [other for other in members if other not in thick and other not in faded and reaches_edge(tuple(stats[other, :4]), labels.shape)]
+        if at_edge:
+            without = group & ~np.isin(labels, at_edge)
+            if without.any() and strokes_likeness(without, ink) >= strokes_likeness(group, ink):
+                group = without
     return group
 
 
