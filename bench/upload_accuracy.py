@@ -6,7 +6,8 @@ Digits come from x_test only; each style renders them as a person's upload would
 (bench/upload_styles.py). The same pictures go to mnist_flask under Gunicorn and to the
 reference FastAPI app (bench/reference_fastapi.py). Writes bench/results/upload_accuracy.md
 (``--held-out``: the photo-of-paper styles drawn from outside the parameter ranges the preprocessing
-was tuned on, written to upload_accuracy_held_out.md). MNIST's own digits are scored on the whole
+was tuned on, written to upload_accuracy_held_out.md; another ``--seed`` adds ``_seed_N``, so draws
+measured side by side keep their reports). MNIST's own digits are scored on the whole
 of x_test (``WHOLE_TEST_SET``).
 """
 
@@ -110,7 +111,7 @@ def main() -> None:
         flags = post_all(ours.url, [(data, "image/png") for data in pictures.values()])
         no_digit = {name: answer["digit_found"] for name, answer in zip(pictures, flags)}
     report = table(rows, no_digit, args.per_style, args.held_out)
-    out = ROOT / "bench" / "results" / f"upload_accuracy{'_held_out' if args.held_out else ''}.md"
+    out = ROOT / "bench" / "results" / f"upload_accuracy{'_held_out' if args.held_out else ''}{f'_seed_{args.seed}' if args.seed else ''}.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(report)
     print(report)

@@ -345,6 +345,7 @@ DENSE_LINES = 0.25  # a page whose printed lines cover more than this share is r
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 SURE_DIGIT = 0.95  # ... but a shape that looks like a digit this much is read though it leads nothing (dark ink, clear of the edge)
 THICKER = 3  # a shape near the digit whose widest point is this many times the digit's is no stroke of it (without_strays)
+RIVAL = 0.5  # ... and a best shape that looks like no digit gives way if it is that much thicker than one scoring this share of it (choose_digit)
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
@@ -862,8 +863,10 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     Digit-likeness: ink mass, discounted for shapes no digit has (much wider than tall; a solid
     blob, whose widest point is far wider than a stroke; a speck), for lying off the sheet or
     touching the picture's edge, where shadows and surfaces are; then the best few weighed by how
-    much they look like a digit to a network trained on photos (:func:`likeness_weights`), and
-    discounted for fading out rather than ending at an edge (:func:`fades_out`)."""
+    much they look like a digit to a network trained on photos (:func:`likeness_weights`), the
+    best discounted if it is a thick shape unlike a digit beside a thinner rival
+    (:func:`thicker_than_a_rival`), and discounted for fading out rather than ending at an edge
+    (:func:`fades_out`)."""
     height, width = mask.shape
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count < 2:
@@ -879,8 +882,12 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     if sheet is not None:
         on_sheet = np.bincount(labels.ravel(), weights=sheet.ravel(), minlength=count)[1:] / area
         score *= np.where(on_sheet < 0.5, 0.02, on_sheet)
-    score *= likeness_weights(score, labels, ink, stats[1:], mass)
+    weights = likeness_weights(score, labels, ink, stats[1:], mass)
+    score *= weights
     best = int(np.argmax(score))
+    if thicker_than_a_rival(best, score, weights, widest):
+        score[best] *= 0.1
+        best = int(np.argmax(score))
     for _ in range(TIP_CHECKS):
         if score[best] <= 0 or not fades_out(labels, ink, best + 1, stats[best + 1]):
             break
@@ -890,6 +897,16 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
         return None, False
     leads = not lead or not (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2]))
     return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, ink), leads
+
+
+def thicker_than_a_rival(best: int, score: np.ndarray, weights: np.ndarray, widest: np.ndarray) -> bool:
+    """Whether the best shape looks like no digit (its likeness weight under ``LIKELY_DIGIT``) and
+    is over ``THICKER`` times as thick as a shape scoring at least ``RIVAL`` of it: a shadow's
+    narrow wedge beside a digit split in pieces (none of which looks like a digit alone) outweighs
+    each piece by its ink, but no stroke is that much thicker than the others."""
+    if weights[best] >= LIKENESS_FLOOR + (1 - LIKENESS_FLOOR) * LIKELY_DIGIT:
+        return False
+    return bool(((score >= RIVAL * score[best]) & (THICKER * widest < widest[best])).any())
 
 
 def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, ink: np.ndarray) -> np.ndarray:
