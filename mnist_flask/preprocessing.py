@@ -359,6 +359,9 @@ LIKELY_DIGIT = 0.5  # ... for what is found without them, which must look like a
 TIP_CHECKS = 3  # the most digit-like components checked for fading out (a shadow's edge), best first
 FADING = 0.2  # an outline with a slope below this share of its steepest (90th percentile) has no edge there
 FADED_SHARE = 0.25  # ... and a shadow's edge has none on more than this share of its outline
+SHEET_SQUARE = 0.9  # a sheet's sides agree on its turn this much (1: all alike) for its digit to be turned upright with it (sheet_turn) ...
+SHEET_CORNER = 0.2  # ... and its sides square to each other take this share of them each (the lit part of a page has one, a shadow's edge)
+LEAST_TURN = 5  # ... turned by at least this many degrees (less, the model reads the digit as it is; the lit part of a page notched by its digit turns by a few)
 SEAM = 2  # pixels either side of a shadow's (a sheet's) edge that its blur can cover
 DIM_PAPER = 190 / 255  # paper darker than this is in dim light: its ink's contrast is measured against it
 DIMMEST_INK = 24 / 255  # ... but the ink must still stand out this far on the full scale
@@ -1237,8 +1240,48 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
         strokes = with_edges(relative, chosen)
     else:
         strokes = strokes_in_detail(gray, chosen, box, light_ink, kernel, regions)
+    if sheet is not None:
+        strokes = turned(strokes, sheet_turn(sheet))
     digit = Digit(fit_to_field(strokes), True, box, at_edge=reaches_edge(box, small.shape), spans=spans_picture(box, small.shape))
     return digit.scaled(small.shape, gray.shape[::-1])
+
+
+def sheet_turn(sheet: np.ndarray) -> float:
+    """How far a sheet is turned from upright, in degrees (counter-clockwise as seen, within 45),
+    from its outline's straight sides, those along the picture's edge left out (a sheet partly
+    out of frame); 0 unless the sides agree on it (``SHEET_SQUARE``: a rectangle's four sides
+    turn alike), include sides square to each other (``SHEET_CORNER``: the lit part of a page
+    under a shadow is framed by the shadow's edge alone), and it is at least ``LEAST_TURN``. A
+    digit is written square to its note or card, so it turns with it, and a "1" slanted further
+    by the turn reads as an "8"."""
+    contours, _ = cv2.findContours(sheet.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    outline = max(contours, key=cv2.contourArea)
+    corners = cv2.approxPolyDP(outline, 0.02 * cv2.arcLength(outline, True), True)[:, 0].astype(np.float64)
+    ends = np.roll(corners, -1, axis=0)
+    height, width = sheet.shape
+    along_edge = ((corners[:, 0] <= 1) & (ends[:, 0] <= 1)) | ((corners[:, 1] <= 1) & (ends[:, 1] <= 1))
+    along_edge |= ((corners[:, 0] >= width - 2) & (ends[:, 0] >= width - 2)) | ((corners[:, 1] >= height - 2) & (ends[:, 1] >= height - 2))
+    sides = (ends - corners)[~along_edge]
+    if not len(sides):
+        return 0.0
+    lengths, angles = np.hypot(sides[:, 0], sides[:, 1]), np.arctan2(sides[:, 1], sides[:, 0])
+    fourfold = (lengths * np.exp(4j * angles)).sum() / lengths.sum()  # sides 90 degrees apart count alike
+    across = np.abs(np.sin(angles - np.angle(fourfold) / 4)) > 0.5  # the sides square to the first ones
+    corner = min(lengths[across].sum(), lengths[~across].sum()) >= SHEET_CORNER * lengths.sum()
+    turn = -float(np.degrees(np.angle(fourfold) / 4))
+    return turn if corner and abs(fourfold) >= SHEET_SQUARE and abs(turn) >= LEAST_TURN else 0.0
+
+
+def turned(strokes: np.ndarray, turn: float) -> np.ndarray:
+    """The strokes turned back by ``turn`` degrees (counter-clockwise as seen) about their centre, on a canvas that holds them."""
+    if not turn:
+        return strokes
+    x, y, w, h = ink_box(strokes)
+    side = int(np.hypot(w, h)) + 3
+    canvas = np.zeros((side, side), np.float32)
+    canvas[(side - h) // 2 : (side - h) // 2 + h, (side - w) // 2 : (side - w) // 2 + w] = strokes[y : y + h, x : x + w]
+    rotation = cv2.getRotationMatrix2D((side / 2, side / 2), -turn, 1.0)
+    return cv2.warpAffine(canvas, rotation, (side, side), flags=cv2.INTER_LINEAR)
 
 
 def reaches_edge(box: tuple[int, int, int, int], shape: tuple[int, int]) -> bool:
