@@ -1255,6 +1255,8 @@ def sheet_turn(sheet: np.ndarray) -> float:
     digit is written square to its note or card, so it turns with it, and a "1" slanted further
     by the turn reads as an "8"."""
     contours, _ = cv2.findContours(sheet.view(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    if not contours:
+        return 0.0
     outline = max(contours, key=cv2.contourArea)
     corners = cv2.approxPolyDP(outline, 0.02 * cv2.arcLength(outline, True), True)[:, 0].astype(np.float64)
     ends = np.roll(corners, -1, axis=0)
@@ -1273,7 +1275,8 @@ def sheet_turn(sheet: np.ndarray) -> float:
 
 
 def turned(strokes: np.ndarray, turn: float) -> np.ndarray:
-    """The strokes turned back by ``turn`` degrees (counter-clockwise as seen) about their centre, on a canvas that holds them."""
+    """The strokes of a sheet turned ``turn`` degrees counter-clockwise (as seen) brought back
+    upright: turned as far clockwise about their centre, on a canvas that holds them."""
     if not turn:
         return strokes
     x, y, w, h = ink_box(strokes)

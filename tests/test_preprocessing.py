@@ -735,8 +735,9 @@ def test_no_turn_from_a_shadow_edge_a_wedge_or_a_slight_turn():
 
 
 def test_strokes_are_turned_back_about_their_centre():
-    """An upright bar turned back by 30 degrees counter-clockwise as seen (``turned``) leans right:
-    its top is right of its bottom by about tan(30) of its height, and no ink is lost."""
+    """An upright bar brought back from a sheet's turn of 30 degrees counter-clockwise (``turned``,
+    so turned as far clockwise) leans right: its top is right of its bottom by about tan(30) of
+    its height, and no ink is lost. An empty sheet turns nothing."""
     strokes = np.zeros((60, 40), np.float32)
     strokes[10:50, 18:22] = 1
     back = turned(strokes, 30)
@@ -745,6 +746,7 @@ def test_strokes_are_turned_back_about_their_centre():
     assert (top - bottom) / (rows.max() - rows.min()) == pytest.approx(np.tan(np.radians(30)), abs=0.15)
     assert back.sum() == pytest.approx(strokes.sum(), rel=0.05)
     assert turned(strokes, 0) is strokes
+    assert sheet_turn(np.zeros((60, 40), bool)) == 0
 
 
 def test_a_digit_on_a_turned_note_is_read_upright(classifier, monkeypatch):
