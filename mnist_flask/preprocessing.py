@@ -899,7 +899,7 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     if h[best] < 6 or area[best] < 20 or score[best] <= 0:
         return None, False
     leads = not lead or not (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2]))
-    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, ink), leads
+    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, edge, ink), leads
 
 
 def thicker_than_a_rival(best: int, score: np.ndarray, weights: np.ndarray, widest: np.ndarray) -> bool:
@@ -912,7 +912,9 @@ def thicker_than_a_rival(best: int, score: np.ndarray, weights: np.ndarray, wide
     return bool(((score >= RIVAL * score[best]) & (THICKER * widest < widest[best])).any())
 
 
-def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, ink: np.ndarray) -> np.ndarray:
+def without_strays(
+    group: np.ndarray, label: int, labels: np.ndarray, stats: np.ndarray, widest: np.ndarray, edge: np.ndarray, ink: np.ndarray
+) -> np.ndarray:
     """The strokes chosen (``group``: component ``label`` and the strokes near it) without the
     shapes near it that are no strokes: one whose widest point is over ``THICKER`` times the
     digit's (the wedge of desk between a note and a shadow); one longer than the digit that
@@ -921,7 +923,8 @@ def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.
     for a digit clear of the picture's edge, the shapes that reach the edge (a shadow's wedge)
     when the rest looks at least as much like a digit without them. Such a wedge kept the digit
     from leading (a shape at the edge leads nothing) and from being read as a sure digit.
-    ``stats``: OpenCV's rows, background's included; ``widest``: each component's, label 1 on."""
+    ``stats``: OpenCV's rows, background's included; ``widest`` and ``edge`` (whether it reaches
+    the picture's edge): each component's, label 1 on."""
     members = [other for other in np.flatnonzero(np.bincount(labels[group], minlength=len(stats))) if other != label]
     thick = [other for other in members if widest[other - 1] > THICKER * max(widest[label - 1], 1)]
     if thick:
@@ -932,8 +935,8 @@ def without_strays(group: np.ndarray, label: int, labels: np.ndarray, stats: np.
         without = group & ~np.isin(labels, faded)
         if strokes_likeness(without, ink) > strokes_likeness(group, ink):
             group = without
-    if not reaches_edge(tuple(stats[label, :4]), labels.shape):
-        at_edge = [other for other in members if other not in thick and other not in faded and reaches_edge(tuple(stats[other, :4]), labels.shape)]
+    if not edge[label - 1]:
+        at_edge = [other for other in members if other not in thick and other not in faded and edge[other - 1]]
         if at_edge:
             without = group & ~np.isin(labels, at_edge)
             if without.any() and strokes_likeness(without, ink) >= strokes_likeness(group, ink):

@@ -58,9 +58,7 @@ def assert_digit_read(page: np.ndarray, image: np.ndarray, within: tuple[int, in
     ``likeness``), its box inside ``within`` (left, top, right, bottom)."""
     digit = find_digit(page)
     assert digit.found and correlation(digit.pixels, to_mnist(image).pixels) > likeness
-    x, y, w, h = digit.box
-    left, top, right, bottom = within
-    assert left <= x and x + w <= right and top <= y and y + h <= bottom
+    assert_box_within(digit, within)
 
 
 def assert_read_upright(classifier, page: np.ndarray, label: int, within: tuple[int, int, int, int]) -> None:
@@ -69,6 +67,11 @@ def assert_read_upright(classifier, page: np.ndarray, label: int, within: tuple[
     blur too much for a likeness to the upright MNIST form to say much."""
     digit = find_digit(page)
     assert digit.found and classifier.answers([digit])[0]["prediction"] == label
+    assert_box_within(digit, within)
+
+
+def assert_box_within(digit, within: tuple[int, int, int, int]) -> None:
+    """The digit's box lies inside ``within`` (left, top, right, bottom)."""
     x, y, w, h = digit.box
     left, top, right, bottom = within
     assert left <= x and x + w <= right and top <= y and y + h <= bottom
