@@ -17,7 +17,7 @@ from pathlib import Path
 import click
 
 from . import config
-from .training import REMNANT_SHARE
+from .training import MEMBERS, REMNANT_SHARE
 from .model import (
     METADATA_FILE,
     ModelNotFound,
@@ -79,11 +79,13 @@ def main():
 @click.option("--limit", type=int, help="train on the first N digits only (quick checks)")
 @click.option("--remnants", type=click.FloatRange(0, 1), default=REMNANT_SHARE, show_default=True,
               help="share of the training digits also learnt beside a printed frame, a ruled line or a cut stroke")
-def train(data, model_dir, name, version, epochs, seed, limit, remnants):
+@click.option("--members", type=click.IntRange(1, 8), default=MEMBERS, show_default=True,
+              help="networks trained from seeds SEED, SEED+1, ... and served as one, their probabilities averaged")
+def train(data, model_dir, name, version, epochs, seed, limit, remnants, members):
     """Train on x_train and export a new model version (Keras + LiteRT + metadata)."""
     from .training import train as run_training
 
-    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, remnants=remnants, log=click.echo)
+    run_training(data, model_dir, name, version, epochs, seed=seed, limit=limit, remnants=remnants, members=members, log=click.echo)
 
 
 @main.command()

@@ -18,7 +18,7 @@ from PIL import Image
 from mnist_flask.config import Defaults
 from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, likenesses, list_versions, load_classifier, version_dir
 from mnist_flask.preprocessing import LIKELY_DIGIT, NOT_FOUND, SURE_DIGIT, Digit, prepare_upload, to_mnist
-from mnist_flask.training import cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
+from mnist_flask.training import build_ensemble, cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
 
@@ -87,6 +87,7 @@ def test_train_exports_a_new_version_that_serves(tmp_path, mnist_test):
     assert metadata["evaluation"]["litert_keras_agreement"] >= 0.95
     assert metadata["training_data"]["copies_with_remnants"] == 270  # half of the 540 digits left after validation
     assert "50% of them beside frames" in metadata["training"]["augmentation"]
+    assert metadata["training"]["members"] == 2
     assert "mnist:1" in run_cli("models", "list", "--model-dir", str(tmp_path))
 
 
@@ -120,6 +121,17 @@ def test_frames_and_lines_add_ink_beyond_the_digit_and_cuts_only_remove_it(seed)
     before = canvas.copy()
     cut_strokes(canvas, box, np.random.default_rng(seed))
     assert (canvas <= before).all() and (canvas < before).any()
+
+
+def test_an_ensemble_answers_the_mean_of_its_members(mnist_test):
+    ensemble = build_ensemble(3)
+    members = [layer for layer in ensemble.layers if layer.name.startswith("mnist_cnn_")]
+    assert len(members) == 3
+    fields = preprocess_all(mnist_test[0][:8])[..., None]
+    answers = [member.predict(fields, verbose=0) for member in members]
+    assert np.abs(answers[0] - answers[1]).max() > 1e-3  # members start apart
+    np.testing.assert_allclose(ensemble.predict(fields, verbose=0), np.mean(answers, axis=0), atol=1e-6)
+    np.testing.assert_allclose(ensemble.predict(fields, verbose=0).sum(axis=1), 1, atol=1e-5)
 
 
 def test_classify_a_folder_offline(tmp_path, mnist_test):
