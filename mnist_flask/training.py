@@ -44,8 +44,8 @@ def preprocess_all(images: np.ndarray) -> np.ndarray:
 
 def with_remnants(images: np.ndarray, seed: int) -> np.ndarray:
     """The training digits again as a photo's preprocessing can leave them: inside a printed box
-    cutting into the digit or half its size off (some sides missing), crossed by a piece of a ruled or printed line, or
-    with a stroke cut where such a line was taken out. Each copy goes through the recipe's own
+    from cutting into the digit to half its size off (some sides missing), crossed by a piece of a
+    ruled or printed line, or with a stroke cut where such a line was taken out. Each copy goes through the recipe's own
     scaling (:func:`fit_to_field`), so a box shrinks the digit within the field as it does when
     served. What finding the digit cannot remove, the model learns to look past."""
     rng = np.random.default_rng(seed)
@@ -144,7 +144,7 @@ def build_ensemble(members: int, networks: list | None = None):
     """``members`` networks of :func:`build_model` (new ones unless given) answering as one: the mean
     of their probabilities. Networks trained apart err on different hard pictures (a digit in a box
     barely larger than it, a shadow's wedge beside it), so the mean is right more often than
-    either; one file and one model call serve them, at twice a single network's arithmetic."""
+    either; one file and one model call serve them, at ``members`` times one network's arithmetic."""
     import keras
     from keras import layers
 

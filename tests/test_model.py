@@ -297,13 +297,15 @@ def test_a_reading_that_spans_the_picture_gives_way_to_any_that_does_not(classif
 
 def test_a_note_read_with_its_desk_is_answered_from_the_reading_of_its_digit(classifier):
     """The note whose first reading takes in the desk around it, edge to edge
-    (tests/test_preprocessing.py): the model is sure of that shape, a "2", but the digit read
-    without the desk, a "5", is the answer, its box clear of the picture's edges."""
+    (tests/test_preprocessing.py): model 4 is sure of that shape, a "2" (model 5 doubts it), but
+    the digit read without the desk, a "5", is the answer, its box clear of the picture's edges."""
     data = (PICTURES / "note_read_with_its_desk.jpg").read_bytes()
     digit = prepare_upload(data, 25_000_000)
-    first = classifier.answers([replace(digit, second_look=None)])[0]
+    model_4 = load_classifier(ROOT / "models", "mnist", 4)
+    first = model_4.answers([replace(digit, second_look=None)])[0]
     assert first["prediction"] != 5 and first["confidence"] >= CLEAR_OF_EDGE_SURE
-    answer = classifier.answers([digit])[0]
-    box, (width, height) = answer["box"], Image.open(io.BytesIO(data)).size
-    assert answer["prediction"] == 5
-    assert 0 < box["x"] and box["x"] + box["width"] < width and 0 < box["y"] and box["y"] + box["height"] < height
+    for model in (classifier, model_4):
+        answer = model.answers([digit])[0]
+        box, (width, height) = answer["box"], Image.open(io.BytesIO(data)).size
+        assert answer["prediction"] == 5
+        assert 0 < box["x"] and box["x"] + box["width"] < width and 0 < box["y"] and box["y"] + box["height"] < height
