@@ -763,6 +763,23 @@ def test_a_digit_on_a_turned_note_is_read_upright(classifier, monkeypatch):
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] != 1
 
 
+def test_a_small_digit_among_dense_squares_is_found_at_the_pictures_own_size(classifier):
+    """A small pencil "3" at the top of squared paper whose squares are about as wide as its
+    strokes are long (``notebook`` held out, x_test's digit 524, ``--seed 1``): at
+    ``ANALYSIS_SIDE`` the grid and the digit blur into one texture and nothing is found; searched
+    again at the picture's own size (at most ``WORK_SIDE``), the grid is taken out as lines and
+    the "3" is found, its box around it."""
+    data = (PICTURES / "small_digit_among_dense_squares.jpg").read_bytes()
+    gray = preprocessing.read_luminance(data, 25_000_000)
+    assert max(gray.shape) > preprocessing.ANALYSIS_SIDE
+    assert not preprocessing.read_digit(gray, preprocessing.analyse(gray), regions=None).found
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    width, height = Image.open(io.BytesIO(data)).size
+    assert answer["digit_found"] and answer["prediction"] == 3
+    box = answer["box"]
+    assert box["y"] < height / 10 and box["width"] < width / 5 and box["height"] < height / 10
+
+
 def test_a_wedge_thicker_than_the_digit_beside_it_gives_way(classifier, monkeypatch):
     """A red "4" on a yellow note with a shadow's narrow dark wedge beside it (``note_on_desk``
     held out, x_test's digit 6559, ``--seed 1``): the "4" comes apart in pieces, none of which
