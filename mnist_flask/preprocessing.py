@@ -348,8 +348,7 @@ THICKER = 3  # a shape near the digit whose widest point is this many times the 
 RIVAL = 0.5  # ... and a best shape that looks like no digit gives way if it is that much thicker than one scoring this share of it (choose_digit)
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
-FINER_LARGEST = 0.2  # where nothing is found there, the search at the picture's own size keeps a digit at most this share of its long side each way
-FINER_PAPER = 128  # ... on a picture mostly of paper: its median grey at least this (a bare desk's grain is found there too)
+FINER_PAPER = 128  # where nothing is found there, the search at the picture's own size, on a picture mostly of paper: its median grey at least this
 DETAILED_DIGIT = 2 * BOX  # a digit found smaller than this there is read from the larger picture
 SHADE_SHARE = 0.08  # a hard shadow covers at least this share of the paper, and leaves as much lit
 SHADE_RATIO = 1.25  # ... and the lit side is at least this much brighter
@@ -1158,9 +1157,11 @@ def find_digit(gray: np.ndarray) -> Digit:
     (``EDGE_NO_DIGIT``), is read again as dark ink, and that reading kept if it finds anything: a
     page or a note in shadow but for a lit strip too narrow to count as a shadow's lit side
     (``SHADE_SHARE``) looks like a dark board with the strip as its chalk. Where still nothing
-    is found on a picture mostly of paper, the search runs again at the picture's own size
-    (:func:`small_digit`): a small digit on a page ruled or squared as densely as its strokes are
-    long blurs into the rules at ``ANALYSIS_SIDE``. ``gray`` is uint8, as :func:`to_mnist` passes it."""
+    is found on a picture mostly of paper (``FINER_PAPER``), the search runs again at the
+    picture's own size and keeps what looks like a digit (``LIKELY_DIGIT``): a small digit on a
+    page ruled or squared as densely as its strokes are long blurs into the rules at
+    ``ANALYSIS_SIDE``. At that size a squared page's lines and an empty note's edges are found
+    too, as shapes that look like no digit, and a bare desk's grain as shapes that do. ``gray`` is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
     if analysis.light_ink and (not digit.found or field_likeness(digit.pixels) < EDGE_NO_DIGIT):
@@ -1171,17 +1172,9 @@ def find_digit(gray: np.ndarray) -> Digit:
     if not digit.found and max(gray.shape) > ANALYSIS_SIDE and np.median(gray) >= FINER_PAPER:
         finer = analyse(gray, max(gray.shape))
         again = read_digit(gray, finer, regions=None)
-        if small_digit(again, max(gray.shape)):
+        if again.found and field_likeness(again.pixels) >= LIKELY_DIGIT:
             analysis, digit = finer, again
     return replace(digit, second_look=partial(read_by_areas, gray, analysis))
-
-
-def small_digit(digit: Digit, side: int) -> bool:
-    """Whether a reading of the search at the picture's own size is what that search is for: a
-    small digit (each way at most ``FINER_LARGEST`` of the long ``side``) that looks like one
-    (``LIKELY_DIGIT``). At that size a squared page's lines, a desk's grain and an empty note's
-    edges are found too, as long strokes, shapes that look like no digit or the whole picture."""
-    return digit.found and max(digit.box[2:]) <= FINER_LARGEST * side and field_likeness(digit.pixels) >= LIKELY_DIGIT
 
 
 def read_by_areas(gray: np.ndarray, analysis: Analysis) -> list[Digit]:
@@ -1233,8 +1226,7 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
 
     The search runs on the analysis's copy (at most ``ANALYSIS_SIDE`` long, or the picture's own
     size); a digit found smaller than ``DETAILED_DIGIT`` there is read from the larger picture
-    (:func:`strokes_in_detail`). A second
-    pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
+    (:func:`strokes_in_detail`). A second pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
     thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
     and surfaces between bright paper, which then look like ink next to the digit. Such tips
     reaching the picture's edge make it as busy as noise, where no shape may lead by

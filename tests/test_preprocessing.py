@@ -780,6 +780,21 @@ def test_a_small_digit_among_dense_squares_is_found_at_the_pictures_own_size(cla
     assert box["y"] < height / 10 and box["width"] < width / 5 and box["height"] < height / 10
 
 
+def test_the_search_at_the_pictures_own_size_is_for_pictures_mostly_of_paper(monkeypatch):
+    """At the picture's own size a bare desk's grain (``bench.upload_styles.no_digit_pictures``,
+    seed 36) is found as a shape that looks like a "3": nothing is found while the desk's median
+    grey is under ``FINER_PAPER``, and the grain is found once the limit is down to it."""
+    from bench.upload_styles import no_digit_pictures
+
+    data = no_digit_pictures(36)["bare_desk"]
+    median = float(np.median(preprocessing.read_luminance(data, 25_000_000)))
+    assert median < preprocessing.FINER_PAPER
+    monkeypatch.setattr(preprocessing, "FINER_PAPER", median + 1)
+    assert not prepare_upload(data, 25_000_000).found
+    monkeypatch.setattr(preprocessing, "FINER_PAPER", median)
+    assert prepare_upload(data, 25_000_000).found
+
+
 def test_a_wedge_thicker_than_the_digit_beside_it_gives_way(classifier, monkeypatch):
     """A red "4" on a yellow note with a shadow's narrow dark wedge beside it (``note_on_desk``
     held out, x_test's digit 6559, ``--seed 1``): the "4" comes apart in pieces, none of which
