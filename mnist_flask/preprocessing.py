@@ -1161,7 +1161,8 @@ def find_digit(gray: np.ndarray) -> Digit:
     picture's own size and keeps what looks like a digit (``LIKELY_DIGIT``): a small digit on a
     page ruled or squared as densely as its strokes are long blurs into the rules at
     ``ANALYSIS_SIDE``. At that size a squared page's lines and an empty note's edges are found
-    too, as shapes that look like no digit, and a bare desk's grain as shapes that do. ``gray`` is uint8, as :func:`to_mnist` passes it."""
+    too, as shapes that look like no digit, and a bare desk's grain as shapes that do. ``gray``
+    is uint8, as :func:`to_mnist` passes it."""
     analysis = analyse(gray)
     digit = read_digit(gray, analysis, regions=None)
     if analysis.light_ink and (not digit.found or field_likeness(digit.pixels) < EDGE_NO_DIGIT):
@@ -1226,9 +1227,10 @@ def read_digit(gray: np.ndarray, analysis: Analysis, regions: np.ndarray | None)
 
     The search runs on the analysis's copy (at most ``ANALYSIS_SIDE`` long, or the picture's own
     size); a digit found smaller than ``DETAILED_DIGIT`` there is read from the larger picture
-    (:func:`strokes_in_detail`). A second pass, with the paper's closing only a few stroke widths wide, when the strokes found are much
-    thinner than the first pass allowed for: the wide closing also fills the narrow tips of shadows
-    and surfaces between bright paper, which then look like ink next to the digit. Such tips
+    (:func:`strokes_in_detail`). A second pass, with the paper's closing only a few stroke widths
+    wide, when the strokes found are much thinner than the first pass allowed for: the wide
+    closing also fills the narrow tips of shadows and surfaces between bright paper, which then
+    look like ink next to the digit. Such tips
     reaching the picture's edge make it as busy as noise, where no shape may lead by
     ``NOISE_LEAD``: then the best shape all the same sets the second pass's width, and that pass,
     in which the tips are paper again, must find a leader itself. Where no pass finds one, the

@@ -45,9 +45,10 @@ def preprocess_all(images: np.ndarray) -> np.ndarray:
 def with_remnants(images: np.ndarray, seed: int) -> np.ndarray:
     """The training digits again as a photo's preprocessing can leave them: inside a printed box
     from cutting into the digit to half its size off (some sides missing), crossed by a piece of a
-    ruled or printed line, or with a stroke cut where such a line was taken out. Each copy goes through the recipe's own
-    scaling (:func:`fit_to_field`), so a box shrinks the digit within the field as it does when
-    served. What finding the digit cannot remove, the model learns to look past."""
+    ruled or printed line, or with a stroke cut where such a line was taken out. Each copy goes
+    through the recipe's own scaling (:func:`fit_to_field`), so a box shrinks the digit within the
+    field as it does when served. What finding the digit cannot remove, the model learns to look
+    past."""
     rng = np.random.default_rng(seed)
     drawings = (draw_frame, draw_lines, cut_strokes)
     fields = []
@@ -140,16 +141,15 @@ def build_model(name: str):
     )
 
 
-def build_ensemble(members: int, networks: list | None = None):
-    """``members`` networks of :func:`build_model` (new ones unless given) answering as one: the mean
-    of their probabilities. Networks trained apart err on different hard pictures (a digit in a box
-    barely larger than it, a shadow's wedge beside it), so the mean is right more often than
-    either; one file and one model call serve them, at ``members`` times one network's arithmetic."""
+def build_ensemble(networks: list):
+    """Networks of :func:`build_model` answering as one: the mean of their probabilities.
+    Networks trained apart err on different hard pictures (a digit in a box barely larger than
+    it, a shadow's wedge beside it), so the mean is right more often than either; one file and
+    one model call serve them, at as many times one network's arithmetic."""
     import keras
     from keras import layers
 
-    networks = networks or [build_model(member_name(member)) for member in range(members)]
-    if members == 1:
+    if len(networks) == 1:
         return networks[0]
     field = keras.Input((28, 28, 1))
     return keras.Model(field, layers.Average()([network(field) for network in networks]), name="mnist_ensemble")
@@ -207,13 +207,13 @@ def train(
     order = np.random.default_rng(seed).permutation(len(x))
     valid, fit = order[: min(VALIDATION_SIZE, len(x) // 10)], order[min(VALIDATION_SIZE, len(x) // 10) :]
     copies = fit[: round(remnants * len(fit))]  # fit is in random order
+    y_fit = np.concatenate([y_train[fit], y_train[copies]])
     networks = []
     for member in range(members):
         log(f"member {member + 1} of {members}: drawing remnants beside {len(copies)} copies")
         x_fit = np.concatenate([x[fit], with_remnants(x_train[copies], seed + member)[..., None]]) if len(copies) else x[fit]
-        y_fit = np.concatenate([y_train[fit], y_train[copies]])
         networks.append(fit_member(x_fit, y_fit, (x[valid], y_train[valid]), epochs, seed + member, member_name(member)))
-    model = build_ensemble(members, networks)
+    model = build_ensemble(networks)
     folder = Path(model_dir) / name / str(version or (max(list_versions(model_dir, name), default=0) + 1))
     export(model, folder, members)
     evaluation = evaluate_export(model, folder, preprocess_all(x_test), y_test)
@@ -248,6 +248,11 @@ def train(
 
 def member_name(member: int) -> str:
     return f"mnist_cnn_{member + 1}"
+
+
+def untrained(members: int) -> list:
+    """New networks named as :func:`train` names its members, for an ensemble's weights to fill."""
+    return [build_model(member_name(member)) for member in range(members)]
 
 
 def fit_member(x_fit: np.ndarray, y_fit: np.ndarray, validation: tuple, epochs: int, seed: int, name: str):
@@ -290,7 +295,7 @@ def export(model, folder: Path, members: int) -> None:
     import tensorflow as tf
 
     folder.mkdir(parents=True, exist_ok=True)
-    weights_only = build_ensemble(members)  # never compiled, so it has no optimizer to save (a clone keeps it)
+    weights_only = build_ensemble(untrained(members))  # never compiled, so it has no optimizer to save (a clone keeps it)
     weights_only.set_weights(model.get_weights())
     weights_only.save(folder / KERAS_FILE)
     converter = tf.lite.TFLiteConverter.from_keras_model(model)

@@ -24,6 +24,13 @@ def classifier():
     return load_classifier(ROOT / "models", "mnist", None)
 
 
+@pytest.fixture(scope="session")
+def model_4():
+    """Model 4, one network: sure of some wrong shapes that model 5's averaged networks doubt, so
+    the rules that overrule such a reading are shown with it."""
+    return load_classifier(ROOT / "models", "mnist", 4)
+
+
 @pytest.fixture
 def app():
     return create_app({"TESTING": True})

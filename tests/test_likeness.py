@@ -7,13 +7,12 @@ import io
 import cv2
 import numpy as np
 import pytest
-from helpers import PICTURES, ROOT
+from helpers import PICTURES
 from PIL import Image
 
 from bench import digit_likeness, upload_styles
 from mnist_flask import preprocessing
 from mnist_flask.likeness import LAYERS, shipped
-from mnist_flask.model import load_classifier
 from mnist_flask.preprocessing import fit_to_field, prepare_upload, read_upright, to_mnist
 
 
@@ -65,13 +64,12 @@ def test_a_note_whose_desk_outweighs_its_digit_is_found_by_the_digit_s_likeness(
     assert not prepare_upload(data, 25_000_000).found
 
 
-def test_a_shadow_beside_a_digit_is_passed_over_for_the_digit(classifier, monkeypatch):
+def test_a_shadow_beside_a_digit_is_passed_over_for_the_digit(classifier, model_4, monkeypatch):
     """A page under a hard shadow (``hard_shadow``, x_test's digit 6639, a "6"): the first reading
     takes in the shadow and the model doubts it; of the second looks, the rules alone choose a
     piece of the shadow's edge, which model 4 reads as a confident "1" (model 5's two networks
     are less sure of it than of the digit), and the weighing chooses the digit."""
     data = (PICTURES / "shadow_read_beside_its_digit.jpg").read_bytes()
-    model_4 = load_classifier(ROOT / "models", "mnist", 4)
     for model in (classifier, model_4):
         assert model.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 6
     for rule_alone in ("LIKENESS_CHECKS", "EDGE_NO_DIGIT", "NO_DIGIT"):

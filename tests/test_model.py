@@ -18,7 +18,7 @@ from PIL import Image
 from mnist_flask.config import Defaults
 from mnist_flask.model import CLEAR_OF_EDGE_SURE, SECOND_LOOK_BELOW, ModelNotFound, likenesses, list_versions, load_classifier, version_dir
 from mnist_flask.preprocessing import LIKELY_DIGIT, NOT_FOUND, SURE_DIGIT, Digit, prepare_upload, to_mnist
-from mnist_flask.training import build_ensemble, cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, with_remnants
+from mnist_flask.training import build_ensemble, cut_strokes, draw_frame, draw_lines, on_canvas, preprocess_all, untrained, with_remnants
 
 CLI = Path(sys.executable).parent / "mnist-flask"
 
@@ -124,7 +124,7 @@ def test_frames_and_lines_add_ink_beyond_the_digit_and_cuts_only_remove_it(seed)
 
 
 def test_an_ensemble_answers_the_mean_of_its_members(mnist_test):
-    ensemble = build_ensemble(3)
+    ensemble = build_ensemble(untrained(3))
     members = [layer for layer in ensemble.layers if layer.name.startswith("mnist_cnn_")]
     assert len(members) == 3
     fields = preprocess_all(mnist_test[0][:8])[..., None]
@@ -295,13 +295,12 @@ def test_a_reading_that_spans_the_picture_gives_way_to_any_that_does_not(classif
     assert classifier.answers([replace(spanning, spans=False)])[0]["box"] == {"x": 0, "y": 0, "width": 50, "height": 60}
 
 
-def test_a_note_read_with_its_desk_is_answered_from_the_reading_of_its_digit(classifier):
+def test_a_note_read_with_its_desk_is_answered_from_the_reading_of_its_digit(classifier, model_4):
     """The note whose first reading takes in the desk around it, edge to edge
     (tests/test_preprocessing.py): model 4 is sure of that shape, a "2" (model 5 doubts it), but
     the digit read without the desk, a "5", is the answer, its box clear of the picture's edges."""
     data = (PICTURES / "note_read_with_its_desk.jpg").read_bytes()
     digit = prepare_upload(data, 25_000_000)
-    model_4 = load_classifier(ROOT / "models", "mnist", 4)
     first = model_4.answers([replace(digit, second_look=None)])[0]
     assert first["prediction"] != 5 and first["confidence"] >= CLEAR_OF_EDGE_SURE
     for model in (classifier, model_4):
