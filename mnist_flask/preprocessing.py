@@ -11,7 +11,7 @@ import functools
 import io
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Callable, NamedTuple
+from typing import Callable, Iterator, NamedTuple
 
 import cv2
 import numpy as np
@@ -323,6 +323,9 @@ SHEET_SMALLEST = 0.05  # the least share of the picture a sheet covers
 SHEET_SMALL = 0.12  # a sheet covering less lies inside the picture, ...
 SHEET_SMALL_BORDER = 0.1  # ... covering at most this share of the picture's border (a lit corner, cut by two edges, is no sheet)
 TEXTURED = 0.06  # local contrast (over the mean) above which a surface is textured (smooth_area)
+SMOOTH_WINDOW = 5  # ... over this window (pixels at the analysis size)
+STRIPED_WINDOW = 9  # ... and, where no sheet is smooth over that, over this one as well: a wide stripe's crest is smooth over the narrower only
+STROKE_FILL = 0.11  # the closing (fraction of the longer side) that fills a digit's strokes back into its smooth sheet
 TEXTURED_SHARE = 0.5  # ... and at least this share of a smooth sheet's surround is textured
 SURFACE_SHARE = 0.25  # ... which covers at least this share of the picture
 SHEET_NARROWEST = 0.3  # the least share of the picture's shorter side a sheet's box spans each way
@@ -381,8 +384,7 @@ def sheet_region(gray: np.ndarray, by_smoothness: bool = True) -> np.ndarray | N
     coarse = cv2.resize(gray, size, interpolation=cv2.INTER_AREA)
     sheet = sheet_by_brightness(coarse)
     if sheet is None and by_smoothness:
-        smooth = cv2.resize(smooth_area(gray), size, interpolation=cv2.INTER_AREA) > 0.5
-        sheet = sheet_in(smooth.view(np.uint8), lambda filled: on_textured_surface(filled, smooth))
+        sheet = sheet_by_smoothness(gray, size)
     return None if sheet is None else cv2.resize(sheet, (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
 
 
@@ -440,14 +442,45 @@ def sheet_in(paper: np.ndarray, framed: Callable[[np.ndarray], bool]) -> np.ndar
     return cv2.erode(filled, np.ones((3, 3), np.uint8))  # its edge is no ink
 
 
-def smooth_area(gray: np.ndarray) -> np.ndarray:
-    """Where the picture is smooth (float 0/1): its local contrast (the standard deviation over
-    5 pixels, against the mean) is under ``TEXTURED``. A note is smooth but for its strokes; a
-    fabric's stripes or weave are not."""
+def sheet_by_smoothness(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
+    """The sheet (uint8 0/1, at ``size``) that is the largest smooth area framed by a textured
+    surface (:func:`on_textured_surface`), smooth over ``SMOOTH_WINDOW`` or else, where that finds
+    none, on wide stripes (:func:`smooth_on_stripes`)."""
+    for smooth in smooth_areas(gray, size):
+        sheet = sheet_in(smooth.view(np.uint8), lambda filled: on_textured_surface(filled, smooth))
+        if sheet is not None:
+            return sheet
+    return None
+
+
+def smooth_areas(gray: np.ndarray, size: tuple[int, int]) -> Iterator[np.ndarray]:
+    """Where a sheet may be by its smoothness (bool, at ``size``): smooth over ``SMOOTH_WINDOW``
+    (:func:`smooth_area`); then, asked again where that finds no sheet, over ``STRIPED_WINDOW`` too. A
+    fabric's stripes wider than the narrower window have crests smooth over it, which join the note
+    lying on them into one shape no sheet has; over the wider window only the note is smooth,
+    notched by its digit, which a closing of ``STROKE_FILL`` fills (smooth paper all round it) so
+    that a small note with a large digit stays a sheet. Slivers a pixel wide are dropped before the
+    closing (specks on the stripes) and after (along the picture's edge, where the window mirrors
+    a stripe). The wider window alone loses notes the narrower finds: the rounder outline it
+    leaves a small note on zigzag fabric is eroded as a bold digit's would be (:func:`sheet_in`)."""
+    narrow = smooth_area(gray, SMOOTH_WINDOW)
+    yield cv2.resize(narrow.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
+    sliver = np.ones((3, 3), np.uint8)
+    smooth = cv2.morphologyEx((narrow & smooth_area(gray, STRIPED_WINDOW)).view(np.uint8), cv2.MORPH_OPEN, sliver)
+    side = max(3, round(STROKE_FILL * max(gray.shape)) | 1)
+    filled = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    coarse = (cv2.resize(filled.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5).view(np.uint8)
+    yield cv2.morphologyEx(coarse, cv2.MORPH_OPEN, sliver).view(bool)
+
+
+def smooth_area(gray: np.ndarray, window: int) -> np.ndarray:
+    """Where the picture is smooth (bool): its local contrast (the standard deviation over
+    ``window`` pixels, against the mean) is under ``TEXTURED``. A note is smooth but for its
+    strokes; a fabric's stripes or weave are not."""
     values = gray.astype(np.float32)
-    mean = cv2.blur(values, (5, 5))
-    spread = np.sqrt(np.maximum(cv2.blur(values * values, (5, 5)) - mean * mean, 0))
-    return (spread < TEXTURED * (mean + 16)).astype(np.float32)
+    mean = cv2.blur(values, (window, window))
+    spread = np.sqrt(np.maximum(cv2.blur(values * values, (window, window)) - mean * mean, 0))
+    return spread < TEXTURED * (mean + 16)
 
 
 def on_border(picture: np.ndarray) -> np.ndarray:

@@ -666,6 +666,24 @@ def test_a_note_on_fabric_as_bright_as_it_is_a_sheet_by_its_smoothness(classifie
     assert sheet_region(small) is None
 
 
+def test_a_note_on_wide_stripes_is_a_sheet_smooth_over_both_windows(classifier, monkeypatch):
+    """A small note with a large "3" on wide diagonal stripes (``note_on_desk`` held out, x_test's
+    digit 4605): over 5 pixels the stripes' crests are smooth too and join the note into one shape
+    no sheet has, and nothing was found. Over 9 pixels (``STRIPED_WINDOW``) only the note is
+    smooth, notched by its digit; the closing (``STROKE_FILL``) fills the notch, without which the
+    note is too thin a shape to be a sheet. Without either, no sheet and no digit."""
+    data = (PICTURES / "small_note_on_wide_stripes.jpg").read_bytes()
+    small = analyse(read_luminance(data, 25_000_000)).small
+    assert 0.05 < sheet_region(small).mean() < 0.15
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 3 and answer["box"]["width"] < Image.open(io.BytesIO(data)).width / 4
+    for setting, value in (("STRIPED_WINDOW", preprocessing.SMOOTH_WINDOW), ("STROKE_FILL", 0)):
+        with monkeypatch.context() as patched:
+            patched.setattr(preprocessing, setting, value)
+            assert sheet_region(small) is None
+            assert not classifier.answers([prepare_upload(data, 25_000_000)])[0]["digit_found"]
+
+
 def test_a_bare_note_on_striped_fabric_is_blank(classifier):
     """The note found by its smoothness on striped fabric has no digit on it: nothing is read."""
     rows, columns = np.mgrid[0:ANALYSIS_SIDE, 0 : 2 * ANALYSIS_SIDE]
