@@ -458,8 +458,8 @@ def smooth_areas(gray: np.ndarray, size: tuple[int, int]) -> Iterator[np.ndarray
     (:func:`smooth_area`); then, asked again where that finds no sheet, over ``STRIPED_WINDOW`` too. A
     fabric's stripes wider than the narrower window have crests smooth over it, which join the note
     lying on them into one shape no sheet has; over the wider window only the note is smooth,
-    notched by its digit, which a closing of ``STROKE_FILL`` fills (smooth paper all round it) so
-    that a small note with a large digit stays a sheet. Slivers a pixel wide are dropped before the
+    notched by its digit, which a square closing of ``STROKE_FILL`` fills (smooth paper all round
+    it) so that a small note with a large digit stays a sheet. Slivers a pixel wide are dropped before the
     closing (specks on the stripes) and after (along the picture's edge, where the window mirrors
     a stripe). The wider window alone loses notes the narrower finds: the rounder outline it
     leaves a small note on zigzag fabric is eroded as a bold digit's would be (:func:`sheet_in`)."""
@@ -468,7 +468,7 @@ def smooth_areas(gray: np.ndarray, size: tuple[int, int]) -> Iterator[np.ndarray
     sliver = np.ones((3, 3), np.uint8)
     smooth = cv2.morphologyEx((narrow & smooth_area(gray, STRIPED_WINDOW)).view(np.uint8), cv2.MORPH_OPEN, sliver)
     side = max(3, round(STROKE_FILL * max(gray.shape)) | 1)
-    filled = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side)))
+    filled = cv2.morphologyEx(smooth, cv2.MORPH_CLOSE, np.ones((side, side), np.uint8))
     coarse = (cv2.resize(filled.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5).view(np.uint8)
     yield cv2.morphologyEx(coarse, cv2.MORPH_OPEN, sliver).view(bool)
 
