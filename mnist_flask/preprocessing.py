@@ -347,7 +347,7 @@ FAINTEST = 0.06  # relative darkness below which nothing counts as ink or printe
 DENSE_LINES = 0.25  # a page whose printed lines cover more than this share is ruled too densely to cut them out (line_level)
 NOISE_LEAD = 4  # in a picture as busy as noise, the digit must be this much more digit-like than anything else
 SURE_DIGIT = 0.95  # ... but a shape that looks like a digit this much is read though it leads nothing (dark ink, clear of the edge)
-THICKER = 3  # a shape near the digit whose widest point is this many times the digit's is no stroke of it (without_strays)
+THICKER = 3  # a shape near the digit whose widest point is this many times the digit's is no stroke of it (without_strays), nor a part of the chosen shape that much wider than its strokes (without_thick_parts)
 RIVAL = 0.5  # ... and a best shape that looks like no digit gives way if it is that much thicker than one scoring this share of it (choose_digit)
 NEAR_DIGIT = 0.3  # strokes this close to the chosen one (fraction of its height) belong to the digit
 ANALYSIS_SIDE = 192  # long side of the copy the digit is searched in: sheet, paper, lines and strokes
@@ -933,7 +933,8 @@ def choose_digit(mask: np.ndarray, ink: np.ndarray, sheet: np.ndarray | None, le
     if h[best] < 6 or area[best] < 20 or score[best] <= 0:
         return None, False
     leads = not lead or not (edge[best] or (len(score) > 1 and score[best] < lead * np.partition(score, -2)[-2]))
-    return without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, edge, ink), leads
+    group = without_strays(group_of(best, labels, stats[1:], mass, score), best + 1, labels, stats, widest, edge, ink)
+    return without_thick_parts(group, ink), leads
 
 
 def thicker_than_a_rival(best: int, score: np.ndarray, weights: np.ndarray, widest: np.ndarray) -> bool:
@@ -976,6 +977,30 @@ def without_strays(
             if without.any() and strokes_likeness(without, ink) >= strokes_likeness(group, ink):
                 group = without
     return group
+
+
+def without_thick_parts(group: np.ndarray, ink: np.ndarray) -> np.ndarray:
+    """The chosen strokes without their parts over ``THICKER`` times as wide as the strokes
+    usually are, when the strokes look like no digit with them and like one without
+    (``LIKELY_DIGIT``): a shadow's wedge merged with a stroke is one shape, which
+    :func:`without_strays` (whole shapes) keeps. The strokes' usual half-width is the median
+    distance to the background along their ridge (the distance transform's local maxima); the
+    thick parts are the discs that wide which fit in the shape (an opening). Not when the thick
+    parts are most of the shape: then they are a bold digit, and the thin rest its printed box."""
+    distance = cv2.distanceTransform(group.view(np.uint8), cv2.DIST_L2, 3)
+    ridge = group & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))
+    if not ridge.any():
+        return group
+    half_width = float(np.median(distance[ridge]))
+    core = (distance > THICKER * half_width).view(np.uint8)
+    if not core.any() or strokes_likeness(group, ink) >= LIKELY_DIGIT:
+        return group
+    side = int(2 * THICKER * half_width + 1) | 1
+    thick = group & cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))).view(bool)
+    without = group & ~thick
+    if thick.sum() > without.sum():
+        return group
+    return without if strokes_likeness(without, ink) >= LIKELY_DIGIT else group
 
 
 def group_of(index: int, labels: np.ndarray, stats: np.ndarray, mass: np.ndarray, score: np.ndarray) -> np.ndarray:

@@ -708,6 +708,31 @@ def test_a_shape_much_thicker_than_the_digits_strokes_is_left_out_of_it(classifi
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] != 2
 
 
+def test_a_wedge_merged_with_a_stroke_is_cut_off_where_the_shape_thickens(classifier, monkeypatch):
+    """A "1" on a note on a desk, its foot merged with the desk's wedge under a shadow
+    (``note_on_desk`` held out, x_test's digit 2276, scaled to 40 %): one shape, so the rule on
+    whole shapes (``THICKER``, :func:`without_strays`) cannot leave the wedge out, and the two
+    were read together, a "2". The wedge is over ``THICKER`` times as wide as the stroke and
+    less than half the shape; cut off, the rest looks like a digit. With ``THICKER`` out of
+    reach the wedge comes back."""
+    data = (PICTURES / "one_merged_with_a_shadow_wedge.jpg").read_bytes()
+    width = Image.open(io.BytesIO(data)).width
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] == 1 and answer["box"]["width"] < width / 5
+    monkeypatch.setattr(preprocessing, "THICKER", 1000)
+    answer = classifier.answers([prepare_upload(data, 25_000_000)])[0]
+    assert answer["prediction"] != 1 and answer["box"]["width"] > width / 3
+
+
+def test_a_bold_digit_in_a_thin_box_keeps_its_thick_strokes(classifier):
+    """A bold blurred "6" touching its printed box (``form_field`` held out, x_test's digit 2006):
+    with the box it looks like no digit, and its strokes are over ``THICKER`` times as wide as the
+    box's lines; cut off as a wedge would be, the box's remnant looked like a "2" and was read so.
+    The thick part is most of the shape here, so it is the digit."""
+    data = (PICTURES / "bold_digit_in_a_thin_box.jpg").read_bytes()
+    assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 6
+
+
 def test_a_digit_split_beside_a_shadow_edge_is_read_without_the_edge(classifier, monkeypatch):
     """An "8" on a note under a shadow on a brown desk (``note_on_desk`` held out, x_test's digit
     603): the shadow's edge joins the lower half of the "8", which comes apart from the upper; the
