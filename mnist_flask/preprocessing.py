@@ -985,8 +985,9 @@ def without_thick_parts(group: np.ndarray, ink: np.ndarray) -> np.ndarray:
     (``LIKELY_DIGIT``): a shadow's wedge merged with a stroke is one shape, which
     :func:`without_strays` (whole shapes) keeps. The strokes' usual half-width is the median
     distance to the background along their ridge (the distance transform's local maxima); the
-    thick parts are the discs that wide which fit in the shape (an opening). Not when the thick
-    parts are most of the shape: then they are a bold digit, and the thin rest its printed box."""
+    thick parts are the discs that wide which fit in the shape (an opening). Only thick parts that
+    reach the picture's edge, as a desk or a shadow comes in from outside the frame (a digit stays
+    inside it): elsewhere the thick parts may be a bold digit, and the thin rest its printed box."""
     distance = cv2.distanceTransform(group.view(np.uint8), cv2.DIST_L2, 3)
     ridge = group & (distance >= cv2.dilate(distance, np.ones((3, 3), np.uint8)))
     if not ridge.any():
@@ -998,7 +999,7 @@ def without_thick_parts(group: np.ndarray, ink: np.ndarray) -> np.ndarray:
     side = int(2 * THICKER * half_width + 1) | 1
     thick = group & cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))).view(bool)
     without = group & ~thick
-    if thick.sum() > without.sum():
+    if not reaches_edge(ink_box(thick.view(np.uint8)), thick.shape):
         return group
     return without if strokes_likeness(without, ink) >= LIKELY_DIGIT else group
 

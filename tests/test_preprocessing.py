@@ -713,7 +713,7 @@ def test_a_wedge_merged_with_a_stroke_is_cut_off_where_the_shape_thickens(classi
     (``note_on_desk`` held out, x_test's digit 2276, scaled to 40 %): one shape, so the rule on
     whole shapes (``THICKER``, :func:`without_strays`) cannot leave the wedge out, and the two
     were read together, a "2". The wedge is over ``THICKER`` times as wide as the stroke and
-    less than half the shape; cut off, the rest looks like a digit. With ``THICKER`` out of
+    reaches the picture's edge; cut off, the rest looks like a digit. With ``THICKER`` out of
     reach the wedge comes back."""
     data = (PICTURES / "one_merged_with_a_shadow_wedge.jpg").read_bytes()
     width = Image.open(io.BytesIO(data)).width
@@ -728,7 +728,7 @@ def test_a_bold_digit_in_a_thin_box_keeps_its_thick_strokes(classifier):
     """A bold blurred "6" touching its printed box (``form_field`` held out, x_test's digit 2006):
     with the box it looks like no digit, and its strokes are over ``THICKER`` times as wide as the
     box's lines; cut off as a wedge would be, the box's remnant looked like a "2" and was read so.
-    The thick part is most of the shape here, so it is the digit."""
+    Its thick part stays clear of the picture's edge, as a digit does, so it is no wedge."""
     data = (PICTURES / "bold_digit_in_a_thin_box.jpg").read_bytes()
     assert classifier.answers([prepare_upload(data, 25_000_000)])[0]["prediction"] == 6
 
