@@ -445,7 +445,7 @@ def sheet_in(paper: np.ndarray, framed: Callable[[np.ndarray], bool]) -> np.ndar
 def sheet_by_smoothness(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray | None:
     """The sheet (uint8 0/1, at ``size``) that is the largest smooth area framed by a textured
     surface (:func:`on_textured_surface`), smooth over ``SMOOTH_WINDOW`` or else, where that finds
-    none, on wide stripes (:func:`smooth_on_stripes`)."""
+    none, over ``STRIPED_WINDOW`` too (:func:`smooth_areas`)."""
     for smooth in smooth_areas(gray, size):
         sheet = sheet_in(smooth.view(np.uint8), lambda filled: on_textured_surface(filled, smooth))
         if sheet is not None:
@@ -455,14 +455,15 @@ def sheet_by_smoothness(gray: np.ndarray, size: tuple[int, int]) -> np.ndarray |
 
 def smooth_areas(gray: np.ndarray, size: tuple[int, int]) -> Iterator[np.ndarray]:
     """Where a sheet may be by its smoothness (bool, at ``size``): smooth over ``SMOOTH_WINDOW``
-    (:func:`smooth_area`); then, asked again where that finds no sheet, over ``STRIPED_WINDOW`` too. A
-    fabric's stripes wider than the narrower window have crests smooth over it, which join the note
-    lying on them into one shape no sheet has; over the wider window only the note is smooth,
-    notched by its digit, which a square closing of ``STROKE_FILL`` fills (smooth paper all round
-    it) so that a small note with a large digit stays a sheet. Slivers a pixel wide are dropped before the
-    closing (specks on the stripes) and after (along the picture's edge, where the window mirrors
-    a stripe). The wider window alone loses notes the narrower finds: the rounder outline it
-    leaves a small note on zigzag fabric is eroded as a bold digit's would be (:func:`sheet_in`)."""
+    (:func:`smooth_area`); then, asked again where that finds no sheet, over ``STRIPED_WINDOW``
+    too. A fabric's stripes wider than the narrower window have crests smooth over it, which join
+    the note lying on them into one shape no sheet has; over the wider window only the note is
+    smooth, notched by its digit, which a square closing of ``STROKE_FILL`` fills (smooth paper
+    all round it) so that a small note with a large digit stays a sheet. Slivers a pixel wide are
+    dropped before the closing (specks on the stripes) and after (along the picture's edge, where
+    the window mirrors a stripe). The wider window alone loses notes the narrower finds: the
+    rounder outline it leaves a small note on zigzag fabric is eroded as a bold digit's would be
+    (:func:`sheet_in`)."""
     narrow = smooth_area(gray, SMOOTH_WINDOW)
     yield cv2.resize(narrow.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5
     sliver = np.ones((3, 3), np.uint8)
@@ -999,7 +1000,7 @@ def without_thick_parts(group: np.ndarray, ink: np.ndarray) -> np.ndarray:
     side = int(2 * THICKER * half_width + 1) | 1
     thick = group & cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))).view(bool)
     without = group & ~thick
-    if not reaches_edge(ink_box(thick.view(np.uint8)), thick.shape):
+    if not without.any() or not reaches_edge(ink_box(thick.view(np.uint8)), thick.shape):
         return group
     return without if strokes_likeness(without, ink) >= LIKELY_DIGIT else group
 
