@@ -995,12 +995,14 @@ def without_thick_parts(group: np.ndarray, ink: np.ndarray) -> np.ndarray:
         return group
     half_width = float(np.median(distance[ridge]))
     core = (distance > THICKER * half_width).view(np.uint8)
-    if not core.any() or strokes_likeness(group, ink) >= LIKELY_DIGIT:
+    if not core.any():
         return group
     side = int(2 * THICKER * half_width + 1) | 1
     thick = group & cv2.dilate(core, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (side, side))).view(bool)
     without = group & ~thick
     if not without.any() or not reaches_edge(ink_box(thick.view(np.uint8)), thick.shape):
+        return group  # the edge before the likeness, which is a network call
+    if strokes_likeness(group, ink) >= LIKELY_DIGIT:
         return group
     return without if strokes_likeness(without, ink) >= LIKELY_DIGIT else group
 

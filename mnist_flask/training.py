@@ -247,6 +247,7 @@ def train(
 
 
 def member_name(member: int) -> str:
+    """A member's layer name, the same in training and in the export's weight-less twin."""
     return f"mnist_cnn_{member + 1}"
 
 
